@@ -1,0 +1,95 @@
+"""The `latency-demo` command line: the TUI by default, and headless sub-commands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from demo import __version__
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        type=Path,
+        default=argparse.SUPPRESS,
+        metavar="PATH",
+        help="settings file (TOML); default: config.toml in the user config directory",
+    )
+    parser = argparse.ArgumentParser(
+        prog="latency-demo",
+        description="Feel what LLM latency does to a conversation.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--backend", metavar="NAME", help="backend to start on (default: fast)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve", parents=[common], help="run the lab server in the foreground"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+
+    ask = commands.add_parser(
+        "ask", parents=[common], help="stream one prompt headless and print its figures"
+    )
+    ask.add_argument("prompt", help="the prompt ('-' reads it from standard input)")
+    ask.add_argument("--backend", metavar="NAME", help="a configured backend (default: fast)")
+    ask.add_argument("--base-url", metavar="URL", help="an ad-hoc OpenAI-compatible endpoint")
+    ask.add_argument("--model", metavar="M", help="model name (with --base-url, or to override)")
+    ask.add_argument(
+        "--api-key-env", metavar="VAR", help="environment variable holding the key for --base-url"
+    )
+    ask.add_argument(
+        "--runs", type=_positive, default=1, metavar="N", help="repeat the turn N times"
+    )
+    ask.add_argument("--max-tokens", type=_positive, metavar="N", help="cap the reply length")
+    ask.add_argument("--json", action="store_true", help="print one JSON object per turn on stdout")
+
+    commands.add_parser(
+        "backends", parents=[common], help="list configured backends and their key variables"
+    )
+    return parser
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return number
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit code."""
+    args = _parser().parse_args(argv)
+    config: Path | None = getattr(args, "config", None)
+    from demo.config import ConfigError, load_settings
+
+    try:
+        settings = load_settings(config)
+        if args.command == "serve":
+            from demo.commands.serve import serve
+
+            return serve(args.host, args.port)
+        if args.command == "ask":
+            from demo.commands.ask import ask
+
+            return ask(settings, args)
+        if args.command == "backends":
+            from demo.commands.backends import list_backends
+
+            return list_backends(settings)
+        from demo.ui.app import run_tui
+
+        return run_tui(settings, backend=args.backend)
+    except ConfigError as exc:
+        print(f"latency-demo: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

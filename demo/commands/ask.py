@@ -1,0 +1,138 @@
+"""`latency-demo ask`: stream a prompt headless, then print the figures.
+
+The reply is printed as it arrives, but printing happens on the main thread while the stream is
+read and timestamped on the backend's own thread, so a slow terminal cannot skew the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from typing import TextIO
+
+from demo.backends.base import BackendSpec
+from demo.backends.hub import BackendHub, adhoc_spec
+from demo.config import AppSettings, ConfigError
+from demo.core.conversation import Conversation
+from demo.core.events import ContentChunk, StreamWarning
+from demo.core.turn import Turn, TurnResult
+from demo.core.units import rate, seconds, server_timing, tokens
+
+
+def resolve_spec(settings: AppSettings, args: argparse.Namespace) -> BackendSpec:
+    """The backend the command line asks for: a configured one, or an ad-hoc endpoint."""
+    from dataclasses import replace
+
+    if args.base_url and not args.backend:
+        if not args.model:
+            raise ConfigError("--base-url needs --model (the model name the server expects)")
+        return adhoc_spec(args.base_url, args.model, args.api_key_env)
+    spec = settings.backend(args.backend or settings.default_backend)
+    changes: dict[str, object] = {}
+    if args.base_url:
+        changes["base_url"] = args.base_url
+    if args.model:
+        changes["model"] = args.model
+    if args.api_key_env:
+        changes["api_key_env"] = args.api_key_env
+    return replace(spec, **changes) if changes else spec
+
+
+def ask(settings: AppSettings, args: argparse.Namespace) -> int:
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    if not prompt.strip():
+        print("latency-demo: the prompt is empty", file=sys.stderr)
+        return 2
+    spec = resolve_spec(settings, args)
+    missing = spec.missing_key()
+    if missing:
+        print(
+            f"latency-demo: {spec.name} needs an API key: set the environment variable {missing}",
+            file=sys.stderr,
+        )
+        return 2
+    hub = BackendHub({spec.name: spec}, settings.timeouts)
+    try:
+        results = asyncio.run(_ask(hub, settings, spec, prompt, args))
+    finally:
+        hub.close()
+    return 1 if any(r.metrics.error or r.metrics.cancelled for r in results) else 0
+
+
+async def _ask(
+    hub: BackendHub,
+    settings: AppSettings,
+    spec: BackendSpec,
+    prompt: str,
+    args: argparse.Namespace,
+) -> list[TurnResult]:
+    runner = hub.runner(spec.name)
+    loop = asyncio.get_running_loop()
+    results: list[TurnResult] = []
+    max_tokens = args.max_tokens or settings.max_tokens
+    for _ in range(args.runs):
+        conversation = Conversation(settings.system_prompt)
+        request = conversation.request_for(
+            prompt, max_tokens=max_tokens, temperature=settings.temperature
+        )
+        turn = Turn(runner, prompt, request)
+        turn.start()
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signal.SIGINT, turn.cancel)
+        try:
+            result = await _consume(turn, args.json)
+        finally:
+            with contextlib.suppress(NotImplementedError):
+                loop.remove_signal_handler(signal.SIGINT)
+        results.append(result)
+        if args.json:
+            print(json.dumps(result.as_json(), ensure_ascii=False), flush=True)
+        else:
+            _print_figures(result, sys.stdout)
+        if result.metrics.cancelled:
+            break
+    return results
+
+
+async def _consume(turn: Turn, as_json: bool) -> TurnResult:
+    # With --json, stdout carries only JSON; the reply streams to stderr when a person watches.
+    live: TextIO | None = sys.stderr if as_json and sys.stderr.isatty() else None
+    if not as_json:
+        live = sys.stdout
+    async for batch in turn.batches():
+        for event in batch:
+            if isinstance(event, ContentChunk) and live is not None:
+                live.write(event.text)
+            elif isinstance(event, StreamWarning):
+                print(f"\nwarning: {event.message}", file=sys.stderr)
+        if live is not None:
+            live.flush()
+    if live is not None:
+        live.write("\n")
+        live.flush()
+    return turn.result()
+
+
+def _print_figures(result: TurnResult, out: TextIO) -> None:
+    m = result.metrics
+    lines = [
+        "",
+        f"backend      {result.backend} ({result.kind}) · {result.model} · {result.base_url}",
+        f"TTFT         {seconds(m.ttft_s)}",
+        f"decode       {rate(m.decode_tokens_per_s)}",
+        f"E2E          {seconds(m.e2e_s)}",
+        f"tokens       {tokens(m.output_tokens, m.output_tokens_source)}",
+        f"chunks       {m.chunks} (gap p50 {seconds(m.chunk_gap_p50_s)}, "
+        f"p95 {seconds(m.chunk_gap_p95_s)}, max {seconds(m.chunk_gap_max_s)})",
+    ]
+    if m.server_timing:
+        lines.append(f"server       {server_timing(m.server_timing)}")
+    if m.cancelled:
+        lines.append("status       cancelled (partial reply kept)")
+    if m.error:
+        lines.append(f"error        {m.error}")
+    print("\n".join(lines), file=out, flush=True)

@@ -1,0 +1,240 @@
+"""Settings: built-in backend presets, the lab profiles, and the user's TOML file merged.
+
+The user file (`--config PATH`, or `config.toml` in the platform's user config directory) may add
+backends or override presets as `[backends.NAME]` tables, and set `[app]`, `[timeouts]`, `[keys]`.
+Anything unknown or of the wrong type is an error naming the file, the key and what was expected:
+a typo must never be silently ignored. API keys are never read from the file, only from the
+environment variable a backend names.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, cast
+
+from demo.backends.base import BackendKind, BackendSpec, Timeouts
+from demo.paths import ASSETS, default_config_path
+
+PRESETS_PATH = ASSETS / "backends.toml"
+KINDS: tuple[BackendKind, ...] = ("remote", "local", "lab")
+
+
+class ConfigError(Exception):
+    """A config file is unreadable or invalid. The message is one line, ready to show."""
+
+
+@dataclass(frozen=True, slots=True)
+class AppSettings:
+    """Everything the app and the commands are configured with."""
+
+    backends: dict[str, BackendSpec]
+    default_backend: str = "fast"
+    system_prompt: str | None = None
+    max_tokens: int | None = 1024
+    temperature: float | None = None
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    keys: dict[str, str] = field(default_factory=dict)
+    """Key binding id → keys, for `App.set_keymap`."""
+    path: Path | None = None
+    """The user config file these settings come from; it may not exist."""
+
+    def backend(self, name: str) -> BackendSpec:
+        try:
+            return self.backends[name]
+        except KeyError:
+            known = ", ".join(self.backends)
+            raise ConfigError(f"unknown backend {name!r}; configured: {known}") from None
+
+
+Checker = Callable[[object], bool]
+
+
+def _is_str(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _is_str_table(value: object) -> bool:
+    return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+
+
+def _is_table(value: object) -> bool:
+    return isinstance(value, dict)
+
+
+def _is_kind(value: object) -> bool:
+    return value in KINDS
+
+
+_BACKEND_KEYS: dict[str, tuple[Checker, str]] = {
+    "base_url": (_is_str, "a string (an http:// or https:// URL)"),
+    "model": (_is_str, "a string"),
+    "api_key_env": (_is_str, "a string (the name of an environment variable)"),
+    "headers": (_is_str_table, "a table of strings"),
+    "params": (_is_table, "a table"),
+    "kind": (_is_kind, 'one of "remote", "local", "lab"'),
+    "description": (_is_str, "a string"),
+}
+_APP_KEYS: dict[str, tuple[Checker, str]] = {
+    "default_backend": (_is_str, "a string (a backend name)"),
+    "system_prompt": (_is_str, "a string"),
+    "max_tokens": (_is_positive_int, "a positive integer"),
+    "temperature": (_is_number, "a number"),
+}
+_TIMEOUT_KEYS: dict[str, tuple[Checker, str]] = {
+    "connect_s": (_is_number, "a number of seconds"),
+    "first_byte_s": (_is_number, "a number of seconds"),
+    "stall_s": (_is_number, "a number of seconds"),
+}
+_SECTIONS = ("app", "timeouts", "keys", "backends")
+
+
+def _check_table(
+    where: str, table: Mapping[str, object], schema: dict[str, tuple[Checker, str]], source: Path
+) -> None:
+    for key, value in table.items():
+        if key not in schema:
+            allowed = ", ".join(schema)
+            raise ConfigError(f"{source}: unknown key {where}.{key} (expected one of: {allowed})")
+        check, expected = schema[key]
+        if not check(value):
+            raise ConfigError(
+                f"{source}: {where}.{key} must be {expected}, got {type(value).__name__} {value!r}"
+            )
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, expected a TOML file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _backend_tables(data: dict[str, Any], source: Path) -> dict[str, dict[str, Any]]:
+    backends = data.get("backends", {})
+    if not isinstance(backends, dict):
+        raise ConfigError(f"{source}: backends must be a table of [backends.NAME] tables")
+    for name, table in backends.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: backends.{name} must be a table")
+        _check_table(f"backends.{name}", table, _BACKEND_KEYS, source)
+        url = table.get("base_url")
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"{source}: backends.{name}.base_url must start with http:// or https://"
+            )
+    return cast(dict[str, dict[str, Any]], backends)
+
+
+def _merge_backend(
+    name: str, table: dict[str, Any], base: BackendSpec | None, source: Path
+) -> BackendSpec:
+    if base is None:
+        kind = table.get("kind", "remote")
+        if "model" not in table:
+            raise ConfigError(f"{source}: backends.{name}.model is required for a new backend")
+        if kind != "lab" and "base_url" not in table:
+            raise ConfigError(f"{source}: backends.{name}.base_url is required for a new backend")
+        return BackendSpec(
+            name=name,
+            kind=kind,
+            model=table["model"],
+            base_url=table.get("base_url"),
+            api_key_env=table.get("api_key_env"),
+            headers=dict(table.get("headers", {})),
+            params=dict(table.get("params", {})),
+            description=table.get("description", ""),
+        )
+    changes: dict[str, Any] = {k: v for k, v in table.items() if k not in ("headers", "params")}
+    if "headers" in table:
+        changes["headers"] = {**base.headers, **table["headers"]}
+    if "params" in table:
+        changes["params"] = {**base.params, **table["params"]}
+    return replace(base, **changes)
+
+
+def lab_backends() -> dict[str, BackendSpec]:
+    """One lab backend per lab profile, named after it (`fast`, `slow`, …)."""
+    from demo.lab.profiles import load_profiles
+
+    return {
+        name: BackendSpec(name=name, kind="lab", model=name, description=f"lab: {profile.label}")
+        for name, profile in load_profiles().items()
+    }
+
+
+def load_settings(path: Path | None = None) -> AppSettings:
+    """Presets, lab profiles and the user's file (if present) merged into one settings object.
+
+    An explicit `path` must exist; the default location may be absent.
+    """
+    explicit = path is not None
+    source = path if path is not None else default_config_path()
+    backends: dict[str, BackendSpec] = dict(lab_backends())
+    for name, table in _backend_tables(_read_toml(PRESETS_PATH), PRESETS_PATH).items():
+        backends[name] = _merge_backend(name, table, None, PRESETS_PATH)
+
+    if not source.exists():
+        if explicit:
+            raise ConfigError(f"{source}: config file not found")
+        return AppSettings(backends=backends, path=source)
+
+    data = _read_toml(source)
+    for section in data:
+        if section not in _SECTIONS:
+            raise ConfigError(
+                f"{source}: unknown section [{section}] (expected one of: {', '.join(_SECTIONS)})"
+            )
+    for name, table in _backend_tables(data, source).items():
+        backends[name] = _merge_backend(name, table, backends.get(name), source)
+
+    app = _section(data, "app", source)
+    _check_table("app", app, _APP_KEYS, source)
+    timeouts_table = _section(data, "timeouts", source)
+    _check_table("timeouts", timeouts_table, _TIMEOUT_KEYS, source)
+    for key, value in timeouts_table.items():
+        if value <= 0:
+            raise ConfigError(f"{source}: timeouts.{key} must be a positive number of seconds")
+    keys = _section(data, "keys", source)
+    for key, value in keys.items():
+        if not isinstance(value, str):
+            raise ConfigError(
+                f'{source}: keys.{key} must be a string of keys such as "ctrl+b", '
+                f"got {type(value).__name__}"
+            )
+
+    default = app.get("default_backend", "fast")
+    if default not in backends:
+        raise ConfigError(f"{source}: app.default_backend {default!r} is not a configured backend")
+    return AppSettings(
+        backends=backends,
+        default_backend=default,
+        system_prompt=app.get("system_prompt"),
+        max_tokens=app.get("max_tokens", 1024),
+        temperature=app.get("temperature"),
+        timeouts=replace(Timeouts(), **{k: float(v) for k, v in timeouts_table.items()}),
+        keys=dict(keys),
+        path=source,
+    )
+
+
+def _section(data: dict[str, Any], name: str, source: Path) -> dict[str, Any]:
+    table = data.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: [{name}] must be a table")
+    return cast(dict[str, Any], table)

@@ -1,0 +1,125 @@
+"""One prompt → one streamed reply: the unit every consumer works in.
+
+A `Turn` starts a request on a backend's runner and hands its events back in batches on the
+caller's loop. The TUI, the headless commands and (later) the recorder all drive turns this way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from demo.core.conversation import ChatRequest
+from demo.core.events import StreamEvent
+from demo.core.metrics import TurnAccumulator, TurnMetrics
+from demo.core.runner import BackendRunner, EventChannel, StreamHandle
+
+
+class Turn:
+    """A running turn. Iterate `batches()` to consume it; `cancel()` from anywhere on the loop."""
+
+    def __init__(self, runner: BackendRunner, prompt: str, request: ChatRequest) -> None:
+        self.runner = runner
+        self.prompt = prompt
+        self.request = request
+        self.accumulator = TurnAccumulator()
+        self.events: list[StreamEvent] = []
+        """Every event of the turn, in order, for whoever records or replays it."""
+        self._channel: EventChannel | None = None
+        self._handle: StreamHandle | None = None
+
+    @property
+    def backend_name(self) -> str:
+        return self.runner.backend.spec.name
+
+    def start(self) -> None:
+        self._channel = EventChannel()
+        self._handle = self.runner.start(self.request, self._channel.put)
+
+    def cancel(self) -> None:
+        """Close the connection; the stream then ends with a cancelled `StreamDone`."""
+        if self._handle is not None:
+            self._handle.cancel()
+
+    async def batches(self) -> AsyncIterator[list[StreamEvent]]:
+        """Events as they arrive, a batch per wake-up, until the terminal event.
+
+        Every event is folded into `accumulator` before the batch is handed over, so figures are
+        current whenever the caller looks.
+        """
+        if self._channel is None:
+            self.start()
+        assert self._channel is not None
+        channel = self._channel
+        accumulator = self.accumulator
+        while not accumulator.finished:
+            await channel.wait()
+            batch = channel.drain()
+            if not batch:
+                continue
+            accumulator.feed_all(batch)
+            self.events.extend(batch)
+            yield batch
+
+    async def run(self) -> TurnResult:
+        """Consume the whole turn and return its result."""
+        async for _ in self.batches():
+            pass
+        return self.result()
+
+    def result(self) -> TurnResult:
+        backend = self.runner.backend
+        return TurnResult(
+            backend=backend.spec.name,
+            kind=backend.spec.kind,
+            model=backend.spec.model,
+            base_url=backend.base_url,
+            prompt=self.prompt,
+            text=self.accumulator.text,
+            reasoning=self.accumulator.reasoning,
+            metrics=self.accumulator.snapshot(),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TurnResult:
+    """What a finished turn produced: its text and its figures."""
+
+    backend: str
+    kind: str
+    model: str
+    base_url: str
+    prompt: str
+    text: str
+    reasoning: str
+    metrics: TurnMetrics
+
+    def as_json(self) -> dict[str, Any]:
+        """The flat JSON object `ask --json` prints, one per turn."""
+        m = self.metrics
+        return {
+            "backend": self.backend,
+            "kind": self.kind,
+            "model": self.model,
+            "base_url": self.base_url,
+            "ttft_s": m.ttft_s,
+            "decode_tokens_per_s": m.decode_tokens_per_s,
+            "e2e_s": m.e2e_s,
+            "output_tokens": m.output_tokens,
+            "output_tokens_source": m.output_tokens_source,
+            "reasoning_tokens": m.reasoning_tokens,
+            "prompt_tokens": m.prompt_tokens,
+            "chunks": m.chunks,
+            "chunk_gap_p50_s": m.chunk_gap_p50_s,
+            "chunk_gap_p95_s": m.chunk_gap_p95_s,
+            "chunk_gap_p99_s": m.chunk_gap_p99_s,
+            "chunk_gap_max_s": m.chunk_gap_max_s,
+            "server_timing": m.server_timing,
+            "warnings": m.warnings,
+            "cancelled": m.cancelled,
+            "error": m.error,
+            "error_kind": m.error_kind,
+            "text": self.text,
+            "reasoning": self.reasoning or None,
+        }

@@ -1,0 +1,138 @@
+"""The Textual application: wiring only. The work lives in the core, the screens and widgets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from demo.backends.hub import BackendHub
+from demo.config import AppSettings
+from demo.ui.screens.chat import ChatScreen
+from demo.ui.screens.help import HelpScreen
+from demo.ui.screens.pickers import BackendPicker, PromptPicker
+
+
+class LatencyApp(App[None]):
+    """Type a prompt, watch it stream, feel the latency."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "Latency Demo"
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS = [
+        Binding("f1", "help", "Help", id="latency.help"),
+        Binding("f2", "suggest", "Prompts", id="latency.suggest"),
+        Binding("ctrl+b", "pick_backend", "Backend", id="latency.pick_backend"),
+        Binding("ctrl+n", "swap_backend", "Swap", id="latency.swap_backend"),
+        Binding("escape", "cancel", "Cancel reply", id="latency.cancel"),
+        Binding("ctrl+l", "clear", "Clear", id="latency.clear"),
+        Binding("ctrl+q", "quit", "Quit", id="latency.quit", priority=True),
+    ]
+
+    def __init__(
+        self,
+        settings: AppSettings,
+        *,
+        backend: str | None = None,
+        hub: BackendHub | None = None,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        name = backend or settings.default_backend
+        settings.backend(name)  # an unknown name fails here, before any screen
+        self.backend_name = name
+        self.hub = hub or BackendHub(settings.backends, settings.timeouts)
+        self._owns_hub = hub is None
+
+    @property
+    def chat(self) -> ChatScreen:
+        screen = self.get_screen("chat")
+        assert isinstance(screen, ChatScreen)
+        return screen
+
+    def on_mount(self) -> None:
+        if self.settings.keys:
+            self.set_keymap(self.settings.keys)
+        self.install_screen(ChatScreen(self.settings, self.hub, self.backend_name), "chat")
+        self.push_screen("chat")
+        # Start the lab server (if the first backend needs it) without holding up the first frame.
+        self.run_worker(lambda: self.hub.warm_up(self.backend_name), thread=True)
+
+    def on_unmount(self) -> None:
+        if self._owns_hub:
+            self.hub.close()
+
+    def action_help(self) -> None:
+        rows = [
+            (self.get_key_display(active.binding), active.binding.description, active.binding.id)
+            for active in self.chat.active_bindings.values()
+            if active.binding.id
+        ]
+        self.push_screen(HelpScreen(rows))
+
+    def action_suggest(self) -> None:
+        from demo.lab.content import suggested_prompts
+
+        prompts = [(p.title, p.prompt) for p in suggested_prompts()]
+
+        def chosen(prompt: str | None) -> None:
+            if prompt:
+                self.chat.submit(prompt)
+
+        self.push_screen(PromptPicker(prompts), chosen)
+
+    def action_pick_backend(self) -> None:
+        def chosen(name: str | None) -> None:
+            if name:
+                self.chat.switch_backend(name)
+
+        specs = list(self.settings.backends.values())
+        self.push_screen(BackendPicker(specs, current=self.chat.backend), chosen)
+
+    def action_swap_backend(self) -> None:
+        chat = self.chat
+        other = chat.previous_backend
+        if other is None:
+            other = "slow" if chat.backend != "slow" else "fast"
+        if other in self.settings.backends:
+            chat.switch_backend(other)
+
+    def action_cancel(self) -> None:
+        if not self.chat.cancel() and self.screen is not self.chat:
+            self.pop_screen()
+
+    def action_clear(self) -> None:
+        self.chat.clear()
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand(
+            "Switch backend…", "Pick the backend that answers", self.action_pick_backend
+        )
+        yield SystemCommand(
+            "Swap backend", "Back to the previous backend", self.action_swap_backend
+        )
+        yield SystemCommand(
+            "Suggested prompts", "Demo prompts that show latency off", self.action_suggest
+        )
+        yield SystemCommand(
+            "Cancel reply", "Stop the streaming reply, keep the text", self.action_cancel
+        )
+        yield SystemCommand("Clear conversation", "Forget the history", self.action_clear)
+        yield SystemCommand("Help", "Keys and what the figures mean", self.action_help)
+        for spec in self.settings.backends.values():
+            yield SystemCommand(
+                f"Use backend: {spec.name}",
+                f"{spec.kind} · {spec.model}"
+                + (f" · {spec.description}" if spec.description else ""),
+                lambda name=spec.name: self.chat.switch_backend(name),
+            )
+
+
+def run_tui(settings: AppSettings, backend: str | None = None) -> int:
+    """Run the app until the user quits; the exit code for the console script."""
+    app = LatencyApp(settings, backend=backend)
+    app.run()
+    return app.return_code or 0
