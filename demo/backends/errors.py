@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 from email.utils import parsedate_to_datetime
 from html import unescape
 
@@ -49,6 +51,9 @@ def retry_after_seconds(value: str | None) -> float | None:
         from datetime import UTC, datetime
 
         when = parsedate_to_datetime(value)
+        if when.tzinfo is None:
+            # The asctime form carries no zone; every HTTP date is in UTC.
+            when = when.replace(tzinfo=UTC)
         return max(0.0, (when - datetime.now(UTC)).total_seconds())
     except (TypeError, ValueError):
         return None
@@ -74,8 +79,12 @@ def body_message(body: bytes, content_type: str) -> str:
 
 def provider_error_message(data: object) -> str:
     """The message of an OpenAI-style error object, whatever shape the provider chose."""
+    if isinstance(data, list):
+        # Some providers wrap the error object in a list (Gemini's OpenAI-compatible API).
+        return provider_error_message(data[0]) if data else ""
     if isinstance(data, dict):
-        error = data.get("error", data.get("detail", data.get("message")))
+        # "msg" is a validation error item's message (FastAPI/pydantic `detail` lists).
+        error = data.get("error", data.get("detail", data.get("message", data.get("msg"))))
         if isinstance(error, dict):
             message = error.get("message") or error.get("msg") or error.get("type")
             if message:
@@ -122,16 +131,32 @@ def transport_error(exc: Exception, started: bool, base_url: str) -> tuple[Error
         return "timeout", f"no response from {host} within the first-byte timeout"
     if isinstance(exc, httpx.ConnectError):
         lowered = text.lower()
-        if any(
+        # The OS error that says what happened sits further down the chain: for a refused
+        # connection httpx reports only "All connection attempts failed".
+        causes = _causes(exc)
+        if any(isinstance(c, socket.gaierror) for c in causes) or any(
             s in lowered
             for s in ("name or service", "nodename", "name resolution", "getaddrinfo", "no address")
         ):
             return "dns", f"cannot resolve host {host} (DNS lookup failed)"
-        if "refused" in lowered:
+        if any(isinstance(c, ConnectionRefusedError) for c in causes) or "refused" in lowered:
             return "connect", f"connection refused by {host} — is the server running?"
+        codes = [c.errno for c in causes if isinstance(c, OSError) and c.errno]
+        if codes:
+            text = os.strerror(codes[0])
         return "connect", f"cannot connect to {host}: {one_line(text, 120)}"
     if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
         if started:
             return "reset", f"connection to {host} was reset mid-stream"
         return "reset", f"connection to {host} closed before a response: {one_line(text, 120)}"
     return "http", f"{type(exc).__name__} talking to {host}: {one_line(text, 120)}"
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception and the ones it was raised from or during, outermost first."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain

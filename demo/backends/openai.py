@@ -7,10 +7,11 @@ parsed off the socket; nothing downstream (rendering, printing) runs on this pat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import httpx
@@ -34,6 +35,7 @@ from demo.core.events import (
 )
 
 _ERROR_BODY_LIMIT = 64 * 1024
+_DRAIN_AFTER_DONE_S = 0.1
 
 
 class OpenAIBackend:
@@ -135,26 +137,32 @@ class OpenAIBackend:
         with_usage = self._send_usage_option
         while True:
             retry = False
-            async for event in self._attempt(request, with_usage):
-                if (
-                    isinstance(event, StreamError)
-                    and event.status == 400
-                    and with_usage
-                    and event.kind == "http"
-                ):
-                    # Some servers reject stream_options outright; ask again without it.
-                    self._send_usage_option = False
-                    with_usage = False
-                    retry = True
-                    yield StreamWarning(
-                        event.t_ns, "server rejected stream_options; retried without usage"
-                    )
-                    break
-                yield event
+            async with contextlib.aclosing(self._attempt(request, with_usage)) as attempt:
+                async for event in attempt:
+                    if (
+                        isinstance(event, StreamError)
+                        and event.status == 400
+                        and with_usage
+                        and event.kind == "http"
+                    ):
+                        # Some servers reject stream_options outright; ask again without it.
+                        with_usage = False
+                        retry = True
+                        yield StreamWarning(
+                            event.t_ns, "server rejected stream_options; retried without usage"
+                        )
+                        break
+                    if isinstance(event, ResponseStarted) and not with_usage and event.status < 400:
+                        # Accepted without it: stream_options was the problem, so stop sending it.
+                        # (A 400 to the retry as well means the request was at fault, not it.)
+                        self._send_usage_option = False
+                    yield event
             if not retry:
                 return
 
-    async def _attempt(self, request: ChatRequest, with_usage: bool) -> AsyncIterator[StreamEvent]:
+    async def _attempt(
+        self, request: ChatRequest, with_usage: bool
+    ) -> AsyncGenerator[StreamEvent, None]:
         client = self._client_for_loop()
         url = f"{self._base_url}/chat/completions"
         body = self._body(request, with_usage)
@@ -236,19 +244,23 @@ class OpenAIBackend:
     async def _events(self, source: EventSource) -> AsyncIterator[StreamEvent]:
         finish_reason: str | None = None
         now = time.perf_counter_ns
+        events = source.aiter_sse()
         try:
-            async for sse in source.aiter_sse():
+            async for sse in events:
                 t_ns = now()
                 data = sse.data
                 if not data:
                     continue
                 if data == "[DONE]":
-                    yield StreamDone(now(), finish_reason)
+                    done = StreamDone(now(), finish_reason)
+                    await _drain(events)
+                    yield done
                     return
                 try:
                     chunk = json.loads(data)
                 except ValueError:
-                    yield StreamWarning(t_ns, f"skipped a malformed chunk: {one_line(data, 60)}")
+                    shown = one_line(self._clean(data), 60)
+                    yield StreamWarning(t_ns, f"skipped a malformed chunk: {shown}")
                     continue
                 if not isinstance(chunk, dict):
                     yield StreamWarning(t_ns, "skipped a chunk that is not a JSON object")
@@ -272,6 +284,21 @@ class OpenAIBackend:
             yield StreamError(
                 now(), "protocol", "the stream ended before the reply finished (no [DONE])"
             )
+
+
+async def _drain(events: AsyncIterator[object]) -> None:
+    """Read the rest of the body after `[DONE]`, so httpx keeps the connection for the next turn.
+
+    An unread remainder (even just the closing empty chunk) makes httpx close the connection, and
+    every later turn would pay a new TCP and TLS handshake in its time to first token. Done before
+    `StreamDone` is handed on (its time is already taken), because consumers stop reading at a
+    terminal event; reading to the end also releases the connection to the pool at once. A
+    server that keeps the stream open after `[DONE]` is not waited for long.
+    """
+    with contextlib.suppress(TimeoutError, httpx.HTTPError, SSEError):
+        async with asyncio.timeout(_DRAIN_AFTER_DONE_S):
+            async for _ in events:
+                pass
 
 
 class _StallGuard(httpx.AsyncByteStream):
