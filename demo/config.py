@@ -33,7 +33,7 @@ class AppSettings:
     backends: dict[str, BackendSpec]
     default_backend: str = "fast"
     system_prompt: str | None = None
-    max_tokens: int | None = 1024
+    max_tokens: int | None = 2048
     temperature: float | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
     keys: dict[str, str] = field(default_factory=dict)
@@ -173,7 +173,9 @@ def lab_backends() -> dict[str, BackendSpec]:
     from demo.lab.profiles import load_profiles
 
     return {
-        name: BackendSpec(name=name, kind="lab", model=name, description=f"lab: {profile.label}")
+        name: BackendSpec(
+            name=name, kind="lab", model=name, description=f"imitates {profile.label}"
+        )
         for name, profile in load_profiles().items()
     }
 
@@ -225,7 +227,7 @@ def load_settings(path: Path | None = None) -> AppSettings:
         backends=backends,
         default_backend=default,
         system_prompt=app.get("system_prompt"),
-        max_tokens=app.get("max_tokens", 1024),
+        max_tokens=app.get("max_tokens", 2048),
         temperature=app.get("temperature"),
         timeouts=replace(Timeouts(), **{k: float(v) for k, v in timeouts_table.items()}),
         keys=dict(keys),

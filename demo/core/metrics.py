@@ -25,6 +25,7 @@ from typing import Literal
 from demo.core.events import (
     ContentChunk,
     RequestSent,
+    ResponseStarted,
     ServerTiming,
     StreamDone,
     StreamError,
@@ -82,6 +83,8 @@ class TurnMetrics:
     error: str | None
     error_kind: str | None
     cancelled: bool
+    finish_reason: str | None
+    """The server's reason for ending ("stop", "length", …), when it gave one."""
     finished: bool
     """True once the terminal event was seen; live snapshots have it False."""
 
@@ -109,6 +112,9 @@ class TurnAccumulator:
     warnings: int = 0
     error: StreamError | None = None
     cancelled: bool = False
+    finish_reason: str | None = None
+    request_id: str | None = None
+    """The server's `x-request-id`, to match a turn with the server's own records."""
     _window: deque[tuple[int, int]] = field(default_factory=deque)
     _window_tokens: int = 0
     _estimated_tokens: int = 0
@@ -119,6 +125,8 @@ class TurnAccumulator:
         elif isinstance(event, RequestSent):
             # A retried request restarts the clock: t0 is always the request actually answered.
             self.t0_ns = event.t_ns
+        elif isinstance(event, ResponseStarted):
+            self.request_id = event.request_id
         elif isinstance(event, Usage):
             if event.completion_tokens is not None:
                 self.usage_tokens = event.completion_tokens
@@ -135,6 +143,7 @@ class TurnAccumulator:
             self.end_ns = event.t_ns
         elif isinstance(event, StreamDone):
             self.cancelled = event.cancelled
+            self.finish_reason = None if event.cancelled else event.finish_reason
             self.end_ns = event.t_ns
 
     def feed_all(self, events: list[StreamEvent]) -> None:
@@ -245,6 +254,7 @@ class TurnAccumulator:
             error=self.error.message if self.error else None,
             error_kind=self.error.kind if self.error else None,
             cancelled=self.cancelled,
+            finish_reason=self.finish_reason,
             finished=self.finished,
         )
 

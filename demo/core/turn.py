@@ -79,6 +79,7 @@ class Turn:
             text=self.accumulator.text,
             reasoning=self.accumulator.reasoning,
             metrics=self.accumulator.snapshot(),
+            request_id=self.accumulator.request_id,
         )
 
 
@@ -94,6 +95,7 @@ class TurnResult:
     text: str
     reasoning: str
     metrics: TurnMetrics
+    request_id: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The flat JSON object `ask --json` prints, one per turn."""
@@ -118,8 +120,10 @@ class TurnResult:
             "server_timing": m.server_timing,
             "warnings": m.warnings,
             "cancelled": m.cancelled,
+            "finish_reason": m.finish_reason,
             "error": m.error,
             "error_kind": m.error_kind,
+            "request_id": self.request_id,
             "text": self.text,
             "reasoning": self.reasoning or None,
         }

@@ -105,6 +105,10 @@ class ReplyPump:
             self._transcript.end_reply(status="error", note=metrics.error)
         elif metrics.cancelled:
             self._transcript.end_reply(status="cancelled", note="cancelled — partial reply kept")
+        elif metrics.finish_reason == "length":
+            self._transcript.end_reply(
+                status="done", note="stopped at the token limit (max_tokens)"
+            )
         else:
             self._transcript.end_reply(status="done")
         self._on_finished(result)

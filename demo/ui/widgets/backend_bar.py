@@ -32,7 +32,8 @@ class BackendBar(Static):
             return text
         text.append(f" {spec.kind} ", style=_KIND_STYLE.get(spec.kind, "reverse"))
         text.append(f" {spec.name}", style="bold")
-        text.append(f" · {spec.model}", style="dim")
+        if spec.model != spec.name:
+            text.append(f" · {spec.model}", style="dim")
         if spec.description:
             text.append(f" · {spec.description}", style="dim")
         missing = spec.missing_key()

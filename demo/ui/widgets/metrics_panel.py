@@ -8,10 +8,11 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Sparkline, Static
+from textual.widgets import Static
 
 from demo.core.metrics import TurnMetrics
 from demo.core.units import rate, seconds, server_timing, tokens
+from demo.ui.widgets.rate_trace import RateTrace
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +73,6 @@ class MetricsPanel(Vertical):
     MetricsPanel #figures { height: auto; }
     MetricsPanel #server { height: auto; color: $text-muted; margin-top: 1; }
     MetricsPanel #spark-label { color: $text-muted; margin-top: 1; }
-    MetricsPanel Sparkline { height: 4; margin-top: 0; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -85,7 +85,7 @@ class MetricsPanel(Vertical):
         yield Static(id="figures")
         yield Static(id="server")
         yield Static("tokens/s this reply", id="spark-label")
-        yield Sparkline([], id="trace")
+        yield RateTrace(id="trace")
 
     def on_mount(self) -> None:
         self._render_table()
@@ -96,7 +96,7 @@ class MetricsPanel(Vertical):
             self._previous = self._current
         self._current = None
         self._trace = []
-        self.query_one("#trace", Sparkline).data = []
+        self.query_one(RateTrace).samples = ()
         self.query_one("#server", Static).update("")
         self._render_table()
 
@@ -107,7 +107,7 @@ class MetricsPanel(Vertical):
         sample = figures.live_rate if not m.finished else m.decode_tokens_per_s
         if sample is not None:
             self._trace.append(sample)
-            self.query_one("#trace", Sparkline).data = list(self._trace)
+            self.query_one(RateTrace).samples = tuple(self._trace)
         server = self.query_one("#server", Static)
         if m.server_timing:
             server.update(Text(server_timing(m.server_timing)))
