@@ -118,7 +118,8 @@ def _fit(line: str, pos: int, width: int) -> int:
     ):
         return pos + len(window)
     half = pos + width // 2
-    if half > pos and _wide().issuperset(line[pos:half]):
+    # The first character is checked first so that text without CJK never builds the wide set.
+    if half > pos and "\u1100" <= line[pos] <= "\uffe6" and _wide().issuperset(line[pos:half]):
         following = line[half] if half < len(line) else ""
         if not following or following in _wide() or (width % 2 == 0 and following in _NARROW):
             return min(half, len(line))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable
 
 from textual.app import App, SystemCommand
@@ -59,6 +60,7 @@ class LatencyApp(App[None]):
         self.push_screen("chat")
         # Start the lab server (if the first backend needs it) without holding up the first frame.
         self.run_worker(lambda: self.hub.warm_up(self.backend_name), thread=True)
+        self.call_after_refresh(_freeze_startup_objects)
 
     def on_unmount(self) -> None:
         if self._owns_hub:
@@ -129,6 +131,16 @@ class LatencyApp(App[None]):
                 + (f" · {spec.description}" if spec.description else ""),
                 lambda name=spec.name: self.chat.switch_backend(name),
             )
+
+
+def _freeze_startup_objects() -> None:
+    """Move everything alive after start-up out of the garbage collector's sight.
+
+    Full collections walk every tracked object; with the app's long-lived start-up objects
+    frozen, they stop showing up as ~20 ms stalls in the middle of a fast stream.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def run_tui(settings: AppSettings, backend: str | None = None) -> int:

@@ -23,7 +23,9 @@ MAX_STYLED_CHARS: Final = 64_000
 """Blocks longer than this stay plain: rendering them as Markdown would take ~250 ms of CPU."""
 
 NOTICE_LEVELS: Final = ("info", "warning", "error")
+"""Levels of a notice; anything else is shown as "info"."""
 REPLY_STATUSES: Final = ("done", "cancelled", "error")
+"""How a reply can end; anything else is shown as "done"."""
 
 
 class Entry:
@@ -102,8 +104,6 @@ class ReplyEntry(Entry):
         self._note = TextPart(WrappedText(look.width))
         self._block_count = 0
         self._width = look.width
-        self.is_open = True
-        """Whether text may still be appended."""
         self._add(TextPart(WrappedText.from_text(sanitize(label), look.width, "reply-label")))
         self._add(self._reasoning)
         self._add(self._open)
@@ -153,14 +153,12 @@ class ReplyEntry(Entry):
         Returns:
             The first changed row, and the last block (if any), to be rendered as Markdown.
         """
-        self.is_open = False
         first = self._stack.start(self._open_index)
         tail = self._reasoning_sanitizer.flush()
         if tail:
-            first = min(
-                first, self._stack.start(1) + self._reasoning.text.append(tail, "reasoning")
-            )
+            row = self._reasoning.part_row(self._reasoning.text.append(tail, "reasoning"))
             self._stack.update(1)
+            first = min(first, self._stack.start(1) + row)
         tail = self._sanitizer.flush()
         if tail:
             self._stream.feed(tail)

@@ -270,7 +270,10 @@ class Transcript(ScrollView, can_focus=True):
 
     def _update_look(self) -> None:
         """Rebuild the look from the current width and styles; re-lay out if it changed."""
-        self._base_style = self.rich_style
+        base = self.rich_style
+        if base != self._base_style:
+            self._base_style = base
+            self.refresh()
         width = self._content_width()
         styles = {tag: self._component_style(f"transcript--{tag}") for tag in ROW_TAGS}
         markdown_styles = {
@@ -289,7 +292,7 @@ class Transcript(ScrollView, can_focus=True):
     def _relayout(self) -> None:
         """Re-wrap every entry for the current look and queue all blocks for new renderings.
 
-        Plain wrapping is fast (about 2 ms per 100 KB), so it is done at once; Markdown follows
+        Plain wrapping is fast (1–2 ms per 100 KB), so it is done at once; Markdown follows
         in the background, bottom first, since that is usually what is on screen.
         """
         look = self._look
