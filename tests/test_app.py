@@ -157,7 +157,8 @@ def _partial_then(fault: str) -> Callable[[Exchange], Awaitable[None]]:
         await exchange.start()
         await exchange.send(sse(chunk("partial reply ")))
         if fault == "inband":
-            await exchange.send(sse({"error": {"message": "model overloaded", "type": "server_error"}}))
+            overloaded = {"error": {"message": "model overloaded", "type": "server_error"}}
+            await exchange.send(sse(overloaded))
             await exchange.end()
         elif fault == "reset":
             await exchange.pause(0.05)
