@@ -19,7 +19,7 @@ class _Picker(ModalScreen[str | None]):
     DEFAULT_CSS = """
     _Picker { align: center middle; }
     _Picker > Vertical {
-        width: 90; max-width: 95%; height: auto; max-height: 80%;
+        width: 110; max-width: 95%; height: auto; max-height: 80%;
         background: $surface; border: tall $primary; padding: 0 1;
     }
     _Picker Label { padding: 0 0 1 0; text-style: bold; }
@@ -60,9 +60,9 @@ class BackendPicker(_Picker):
     def __init__(self, specs: list[BackendSpec], current: str | None = None) -> None:
         options = []
         for spec in specs:
-            label = Text.assemble(
-                (f"{spec.name:<12}", "bold"), (f"{spec.kind:<7}", "dim"), f"{spec.model}"
-            )
+            label = Text.assemble((f"{spec.name:<12}", "bold"), (f"{spec.kind:<8}", "dim"))
+            if spec.model != spec.name:
+                label.append(spec.model)
             missing = spec.missing_key()
             if missing:
                 label.append(f"  (set {missing})", style="red")
