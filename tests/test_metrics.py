@@ -152,3 +152,13 @@ def test_percentile_interpolates() -> None:
     assert percentile([3.0], 99) == 3.0
     assert percentile([1.0, 2.0, 3.0, 4.0], 50) == pytest.approx(2.5)
     assert percentile([1.0, 2.0, 3.0, 4.0], 100) == 4.0
+
+
+def test_live_rate_waits_for_a_meaningful_span() -> None:
+    acc = TurnAccumulator()
+    acc.feed(sent())
+    acc.feed(chunk(100, " ab"))
+    acc.feed(chunk(100.1, " cd ef"))  # same read: 0.1 ms apart
+    assert acc.live_tokens_per_s(0) is None
+    acc.feed(chunk(250, " gh"))
+    assert acc.live_tokens_per_s(0) == pytest.approx((2 + 1) / 0.150, rel=0.01)

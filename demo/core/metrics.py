@@ -39,6 +39,9 @@ TokenSource = Literal["usage", "estimate"]
 _TOKENISH = re.compile(r"\s?[A-Za-z]{1,6}|\s?\d{1,3}|\s?[^\sA-Za-z\d]|\s+")
 LIVE_WINDOW_NS = 1_000_000_000
 """The sliding window of the live tokens/s readout."""
+LIVE_MIN_SPAN_NS = 100_000_000
+"""Below this span of arrivals the live rate is not shown: two chunks that arrive in one read,
+microseconds apart, would read as tens of thousands of tokens/s."""
 
 
 def estimate_tokens(text: str) -> int:
@@ -198,7 +201,7 @@ class TurnAccumulator:
         if len(window) < 2:
             return None
         span = window[-1][0] - window[0][0]
-        if span <= 0:
+        if span < LIVE_MIN_SPAN_NS:
             return None
         # The first chunk in the window opens the interval; its tokens arrived before it.
         return (self._window_tokens - window[0][1]) / (span / 1e9)
