@@ -305,3 +305,38 @@ async def test_the_embedded_lab_server_starts_and_stops_with_the_app() -> None:
         process = lab._process
     assert process is not None
     assert process.poll() is not None, "the lab server outlived the app"
+
+
+async def test_every_action_and_backend_is_in_the_command_palette(lab_url: str) -> None:
+    app = LatencyApp(make_settings(lab_url))
+    async with app.run_test(size=SIZE) as pilot:
+        titles = {command.title for command in app.get_system_commands(app.screen)}
+        for action in (
+            "Switch backend…",
+            "Swap backend",
+            "Suggested prompts",
+            "Cancel reply",
+            "Clear conversation",
+            "Help",
+        ):
+            assert action in titles
+        for name in app.settings.backends:
+            assert f"Use backend: {name}" in titles
+        use_slow = next(
+            c for c in app.get_system_commands(app.screen) if c.title == "Use backend: slow"
+        )
+        use_slow.callback()
+        await until(pilot, lambda: app.chat.backend == "slow")
+
+
+async def test_a_suggested_prompt_is_sent_from_the_picker(lab_url: str) -> None:
+    app = LatencyApp(make_settings(lab_url, max_tokens=40))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f2")
+        await until(pilot, lambda: app.screen is not app.chat)
+        await pilot.press("enter")
+        await until(pilot, lambda: len(app.chat.results) == 1)
+        assert (
+            app.chat.results[0].prompt == "Explain how a wafer-scale chip makes LLM inference fast."
+        )
+        assert "wafer" in app.chat.results[0].text.lower()

@@ -159,3 +159,29 @@ def test_backends_lists_key_state_and_config_path() -> None:
     assert "gsk-should-not-appear" not in result.stdout
     for name in ("fast", "slow", "ollama", "openrouter"):
         assert name in result.stdout
+
+
+def test_serve_runs_the_lab_server_in_the_foreground() -> None:
+    import re
+    import signal
+
+    import httpx
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "demo", "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        match = re.search(r"http://127\.0\.0\.1:\d+", first)
+        assert match, first
+        models = httpx.get(f"{match.group(0)}/v1/models", timeout=10).json()
+        assert {"fast", "slow"} <= {m["id"] for m in models["data"]}
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=15)
+    assert process.returncode == 0
+    assert "Traceback" not in err

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 
 import httpx
 
-from demo.backends.base import Backend, BackendSpec, Timeouts
+from demo.backends.base import Backend, BackendKind, BackendSpec, Timeouts
 from demo.backends.openai import OpenAIBackend
 from demo.core.conversation import ChatRequest
 from demo.core.events import StreamError, StreamEvent
@@ -26,7 +26,7 @@ _LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
 def adhoc_spec(base_url: str, model: str, api_key_env: str | None = None) -> BackendSpec:
     """A backend for an endpoint given on the command line rather than in the config."""
     host = httpx.URL(base_url).host or "custom"
-    kind = "local" if host in _LOCAL_HOSTS else "remote"
+    kind: BackendKind = "local" if host in _LOCAL_HOSTS else "remote"
     return BackendSpec(
         name=host, kind=kind, model=model, base_url=base_url, api_key_env=api_key_env
     )

@@ -12,7 +12,7 @@ import contextlib
 import json
 import signal
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 from demo.backends.base import BackendSpec
 from demo.backends.hub import BackendHub, adhoc_spec
@@ -32,7 +32,7 @@ def resolve_spec(settings: AppSettings, args: argparse.Namespace) -> BackendSpec
             raise ConfigError("--base-url needs --model (the model name the server expects)")
         return adhoc_spec(args.base_url, args.model, args.api_key_env)
     spec = settings.backend(args.backend or settings.default_backend)
-    changes: dict[str, object] = {}
+    changes: dict[str, Any] = {}
     if args.base_url:
         changes["base_url"] = args.base_url
     if args.model:
