@@ -167,14 +167,18 @@ class OpenAIBackend:
         url = f"{self._base_url}/chat/completions"
         body = self._body(request, with_usage)
         params = {k: v for k, v in body.items() if k not in ("messages", "stream")}
+        clock = _SendClock()
+        http_request = client.build_request(
+            "POST", url, json=body, headers=self._headers(), extensions={"trace": clock.trace}
+        )
+        sent: RequestSent | None = None
         started = False
         try:
-            http_request = client.build_request("POST", url, json=body, headers=self._headers())
-            yield RequestSent(
-                time.perf_counter_ns(), self._spec.name, self._spec.model, self._base_url, params
-            )
+            clock.arm()
             async with asyncio.timeout(self._timeouts.first_byte_s):
                 response = await client.send(http_request, stream=True)
+            sent = clock.event(self._spec, self._base_url, params)
+            yield sent
             try:
                 started = True
                 response.stream = _StallGuard(response.stream, self._timeouts.stall_s)
@@ -202,6 +206,8 @@ class OpenAIBackend:
             finally:
                 await response.aclose()
         except TimeoutError:
+            if sent is None:
+                yield clock.event(self._spec, self._base_url, params)
             host = httpx.URL(self._base_url).host
             if started:
                 kind: ErrorKind = "stall"
@@ -213,6 +219,8 @@ class OpenAIBackend:
                 message = f"no response from {host} within {self._timeouts.first_byte_s:g} s"
             yield StreamError(time.perf_counter_ns(), kind, message)
         except httpx.HTTPError as exc:
+            if sent is None:
+                yield clock.event(self._spec, self._base_url, params)
             kind, message = classify_transport_error(exc, started, self._base_url)
             yield StreamError(time.perf_counter_ns(), kind, self._clean(message))
 
@@ -299,6 +307,42 @@ async def _drain(events: AsyncIterator[object]) -> None:
         async with asyncio.timeout(_DRAIN_AFTER_DONE_S):
             async for _ in events:
                 pass
+
+
+class _SendClock:
+    """t0: when the request really goes out, not when httpx starts preparing it.
+
+    httpcore reports, through its trace extension, the moment it starts connecting (for a new
+    connection) or writing the request headers (on a kept-alive one). Taking t0 there leaves
+    httpx's own bookkeeping — a few hundred microseconds, more while a UI competes for the GIL —
+    out of the time to first token, while a new connection's set-up, which the user does wait
+    for, stays in.
+    """
+
+    _EVENTS = frozenset(
+        {
+            "connection.connect_tcp.started",
+            "connection.connect_unix_socket.started",
+            "http11.send_request_headers.started",
+            "http2.send_request_headers.started",
+        }
+    )
+
+    def __init__(self) -> None:
+        self.t0_ns = time.perf_counter_ns()
+        self._traced = False
+
+    def arm(self) -> None:
+        """The fallback t0, should the transport report nothing: just before sending."""
+        self.t0_ns = time.perf_counter_ns()
+
+    async def trace(self, name: str, info: dict[str, Any]) -> None:
+        if not self._traced and name in self._EVENTS:
+            self.t0_ns = time.perf_counter_ns()
+            self._traced = True
+
+    def event(self, spec: BackendSpec, base_url: str, params: dict[str, object]) -> RequestSent:
+        return RequestSent(self.t0_ns, spec.name, spec.model, base_url, params)
 
 
 class _StallGuard(httpx.AsyncByteStream):

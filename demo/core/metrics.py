@@ -2,7 +2,8 @@
 
 Definitions (also in the README):
 
-- t0: the `RequestSent` timestamp, taken immediately before the request is sent.
+- t0: the `RequestSent` timestamp, taken immediately before the request goes out (when the HTTP
+  stack starts connecting, or writing the headers on a kept-alive connection).
 - TTFT: t0 → the first chunk carrying non-empty content or reasoning text.
 - Output tokens: `usage.completion_tokens` when the server reports it (source "usage"), otherwise
   an estimate from the text (source "estimate").
