@@ -1,0 +1,23 @@
+"""The system-package step of the README's commands."""
+
+from __future__ import annotations
+
+import pytest
+
+from demo import sysdeps
+
+
+def test_nothing_to_do_when_everything_is_present() -> None:
+    assert sysdeps.missing() == []
+    assert sysdeps.main() == 0
+
+
+def test_names_the_packages_when_it_cannot_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sysdeps.REQUIRED, "espeak-ng", lambda: False)
+    monkeypatch.setattr(sysdeps.shutil, "which", lambda name: None)
+    assert sysdeps.main() == 1
+    message = capsys.readouterr().err
+    assert "espeak-ng" in message
+    assert "apt-get install -y espeak-ng" in message
