@@ -27,6 +27,28 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class VoiceSettings:
+    """Speech in and out. Every field has a working default."""
+
+    model: str = "base"
+    """A faster-whisper model name, used when no local directory or offline package is found."""
+    model_dir: Path | None = None
+    """A directory holding a converted model (model.bin, config.json, …); wins over all else."""
+    language: str | None = "en"
+    input_device: str | None = None
+    output_device: str | None = None
+    hands_free: bool = False
+    """Start in hands-free mode (voice activity ends the turn) rather than push-to-talk."""
+    silence_s: float = 0.5
+    """Silence that ends a hands-free turn."""
+    speak: bool = True
+    """Speak replies aloud (the mute key toggles it)."""
+    tts_voice: str | None = None
+    tts_rate: int | None = None
+    """Words per minute for the spoken reply (espeak-ng's default is about 175)."""
+
+
+@dataclass(frozen=True, slots=True)
 class AppSettings:
     """Everything the app and the commands are configured with."""
 
@@ -38,6 +60,7 @@ class AppSettings:
     timeouts: Timeouts = field(default_factory=Timeouts)
     keys: dict[str, str] = field(default_factory=dict)
     """Key binding id → keys, for `App.set_keymap`."""
+    voice: VoiceSettings = field(default_factory=VoiceSettings)
     path: Path | None = None
     """The user config file these settings come from; it may not exist."""
 
@@ -96,7 +119,19 @@ _TIMEOUT_KEYS: dict[str, tuple[Checker, str]] = {
     "first_byte_s": (_is_number, "a number of seconds"),
     "stall_s": (_is_number, "a number of seconds"),
 }
-_SECTIONS = ("app", "timeouts", "keys", "backends")
+_VOICE_KEYS: dict[str, tuple[Checker, str]] = {
+    "model": (_is_str, "a string (a faster-whisper model name such as base or base.en)"),
+    "model_dir": (_is_str, "a string (a directory path)"),
+    "language": (_is_str, 'a string (a language code such as "en")'),
+    "input_device": (_is_str, "a string (a device name or index; see `latency-demo devices`)"),
+    "output_device": (_is_str, "a string (a device name or index; see `latency-demo devices`)"),
+    "hands_free": (lambda v: isinstance(v, bool), "true or false"),
+    "silence_s": (lambda v: _is_number(v) and 0.1 <= float(v) <= 5, "seconds from 0.1 to 5"),
+    "speak": (lambda v: isinstance(v, bool), "true or false"),
+    "tts_voice": (_is_str, "a string (a voice name)"),
+    "tts_rate": (lambda v: _is_positive_int(v) and v <= 600, "words per minute (1 to 600)"),
+}
+_SECTIONS = ("app", "timeouts", "keys", "voice", "backends")
 
 
 def _check_table(
@@ -220,6 +255,14 @@ def load_settings(path: Path | None = None) -> AppSettings:
                 f"got {type(value).__name__}"
             )
 
+    voice_table = _section(data, "voice", source)
+    _check_table("voice", voice_table, _VOICE_KEYS, source)
+    voice_values: dict[str, Any] = dict(voice_table)
+    if "model_dir" in voice_values:
+        voice_values["model_dir"] = Path(voice_values["model_dir"]).expanduser()
+    if "silence_s" in voice_values:
+        voice_values["silence_s"] = float(voice_values["silence_s"])
+
     default = app.get("default_backend", "fast")
     if default not in backends:
         raise ConfigError(f"{source}: app.default_backend {default!r} is not a configured backend")
@@ -231,6 +274,7 @@ def load_settings(path: Path | None = None) -> AppSettings:
         temperature=app.get("temperature"),
         timeouts=replace(Timeouts(), **{k: float(v) for k, v in timeouts_table.items()}),
         keys=dict(keys),
+        voice=VoiceSettings(**voice_values),
         path=source,
     )
 

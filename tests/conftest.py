@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# A real ALSA capture and playback device backed by files (tests/support/asound.conf), so the real
+# PortAudio path runs on machines with no sound card. ALSA reads this before PortAudio starts, so it
+# is set when the test session imports this file, before anything imports sounddevice.
+_ASOUND = Path(__file__).parent / "support" / "asound.conf"
+os.environ["ALSA_CONFIG_PATH"] = f"/usr/share/alsa/alsa.conf:{_ASOUND}"
 
 
 @pytest.fixture(autouse=True)

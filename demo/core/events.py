@@ -124,3 +124,42 @@ StreamEvent = (
 """Any event of a turn's stream."""
 
 TerminalEvent = StreamError | StreamDone
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechEnded:
+    """The speaker stopped: VAD decided the turn ended, or push-to-talk was released."""
+
+    t_ns: int
+    speech_s: float
+    """How long the captured utterance is."""
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptReady:
+    """Speech-to-text finished; the transcript becomes the prompt."""
+
+    t_ns: int
+    text: str
+    audio_s: float
+    decode_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class SentenceReady:
+    """A piece of the reply is complete enough to be spoken."""
+
+    t_ns: int
+    index: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class AudioStarted:
+    """The first sound of the spoken reply was handed to the audio device."""
+
+    t_ns: int
+
+
+VoiceEvent = SpeechEnded | TranscriptReady | SentenceReady | AudioStarted
+"""The stages a voice turn adds to the turn's event stream."""

@@ -6,26 +6,38 @@ caller's loop. The TUI, the headless commands and (later) the recorder all drive
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from demo.core.conversation import ChatRequest
-from demo.core.events import StreamEvent
+from demo.core.events import StreamEvent, VoiceEvent
 from demo.core.metrics import TurnAccumulator, TurnMetrics
-from demo.core.runner import BackendRunner, EventChannel, StreamHandle
+from demo.core.runner import BackendRunner, EventChannel, EventSink, StreamHandle
+from demo.core.voice import VoiceAccumulator, VoiceFigures
 
 
 class Turn:
     """A running turn. Iterate `batches()` to consume it; `cancel()` from anywhere on the loop."""
 
-    def __init__(self, runner: BackendRunner, prompt: str, request: ChatRequest) -> None:
+    def __init__(
+        self,
+        runner: BackendRunner,
+        prompt: str,
+        request: ChatRequest,
+        *,
+        observers: Sequence[EventSink] = (),
+        voice: VoiceAccumulator | None = None,
+    ) -> None:
         self.runner = runner
         self.prompt = prompt
         self.request = request
         self.accumulator = TurnAccumulator()
-        self.events: list[StreamEvent] = []
-        """Every event of the turn, in order, for whoever records or replays it."""
+        self.voice = voice
+        """Stage timings when the prompt was spoken (or the reply is spoken), else None."""
+        self.events: list[StreamEvent | VoiceEvent] = []
+        """Every event of the turn, for whoever records or replays it."""
+        self._observers = tuple(observers)
         self._channel: EventChannel | None = None
         self._handle: StreamHandle | None = None
 
@@ -34,8 +46,25 @@ class Turn:
         return self.runner.backend.spec.name
 
     def start(self) -> None:
-        self._channel = EventChannel()
-        self._handle = self.runner.start(self.request, self._channel.put)
+        channel = self._channel = EventChannel()
+        observers = self._observers
+        sink: EventSink = channel.put
+        if observers:
+            # Observers run on the reader thread as events arrive (the spoken reply starts from
+            # here rather than a frame later); they must be quick and must not block.
+            def sink(event: StreamEvent) -> None:
+                channel.put(event)
+                for observer in observers:
+                    observer(event)
+
+        self._handle = self.runner.start(self.request, sink)
+
+    def add_voice_event(self, event: VoiceEvent) -> None:
+        """Record a voice stage; callable from any thread (audio callbacks included)."""
+        if self.voice is None:
+            self.voice = VoiceAccumulator()
+        self.voice.feed(event)
+        self.events.append(event)
 
     def cancel(self) -> None:
         """Close the connection; the stream then ends with a cancelled `StreamDone`."""
@@ -80,7 +109,14 @@ class Turn:
             reasoning=self.accumulator.reasoning,
             metrics=self.accumulator.snapshot(),
             request_id=self.accumulator.request_id,
+            voice=self.voice_figures(),
         )
+
+    def voice_figures(self) -> VoiceFigures | None:
+        if self.voice is None:
+            return None
+        accumulator = self.accumulator
+        return self.voice.figures(t0_ns=accumulator.t0_ns, first_token_ns=accumulator.first_ns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +132,12 @@ class TurnResult:
     reasoning: str
     metrics: TurnMetrics
     request_id: str | None = None
+    voice: VoiceFigures | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The flat JSON object `ask --json` prints, one per turn."""
         m = self.metrics
+        voice = self.voice.as_json() if self.voice else {}
         return {
             "backend": self.backend,
             "kind": self.kind,
@@ -126,4 +164,5 @@ class TurnResult:
             "request_id": self.request_id,
             "text": self.text,
             "reasoning": self.reasoning or None,
+            **voice,
         }
