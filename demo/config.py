@@ -126,10 +126,13 @@ _VOICE_KEYS: dict[str, tuple[Checker, str]] = {
     "input_device": (_is_str, "a string (a device name or index; see `latency-demo devices`)"),
     "output_device": (_is_str, "a string (a device name or index; see `latency-demo devices`)"),
     "hands_free": (lambda v: isinstance(v, bool), "true or false"),
-    "silence_s": (lambda v: _is_number(v) and 0.1 <= float(v) <= 5, "seconds from 0.1 to 5"),
+    "silence_s": (lambda v: _is_number(v) and 0.1 <= cast(float, v) <= 5, "seconds from 0.1 to 5"),
     "speak": (lambda v: isinstance(v, bool), "true or false"),
     "tts_voice": (_is_str, "a string (a voice name)"),
-    "tts_rate": (lambda v: _is_positive_int(v) and v <= 600, "words per minute (1 to 600)"),
+    "tts_rate": (
+        lambda v: _is_positive_int(v) and cast(int, v) <= 600,
+        "words per minute (1 to 600)",
+    ),
 }
 _SECTIONS = ("app", "timeouts", "keys", "voice", "backends")
 
