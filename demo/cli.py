@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from demo import __version__
+
+if TYPE_CHECKING:
+    from demo.config import AppSettings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,6 +29,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--backend", metavar="NAME", help="backend to start on (default: fast)")
+    _voice_arguments(parser)
+    parser.add_argument(
+        "--no-voice", action="store_true", help="typed input and silent replies only"
+    )
+    parser.add_argument("--mute", action="store_true", help="start with spoken replies muted")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = commands.add_parser(
@@ -36,7 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     ask = commands.add_parser(
         "ask", parents=[common], help="stream one prompt headless and print its figures"
     )
-    ask.add_argument("prompt", help="the prompt ('-' reads it from standard input)")
+    ask.add_argument(
+        "prompt",
+        nargs="?",
+        help="the prompt ('-' reads it from standard input; omit with --mic-file)",
+    )
     ask.add_argument("--backend", metavar="NAME", help="a configured backend (default: fast)")
     ask.add_argument("--base-url", metavar="URL", help="an ad-hoc OpenAI-compatible endpoint")
     ask.add_argument("--model", metavar="M", help="model name (with --base-url, or to override)")
@@ -55,6 +68,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _voice_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mic-file",
+        type=Path,
+        metavar="WAV",
+        help="a recording fed through the voice pipeline at real-time pace (a virtual microphone)",
+    )
+    parser.add_argument("--input-device", metavar="DEV", help="microphone (name or index)")
+    parser.add_argument("--output-device", metavar="DEV", help="speaker (name or index)")
+
+
 def _positive(value: str) -> int:
     try:
         number = int(value)
@@ -65,6 +89,20 @@ def _positive(value: str) -> int:
     return number
 
 
+def _with_devices(settings: AppSettings, args: argparse.Namespace) -> AppSettings:
+    """Devices named on the command line win over the config file."""
+    from dataclasses import replace
+
+    changes = {
+        key: value
+        for key in ("input_device", "output_device")
+        if (value := getattr(args, key, None)) is not None
+    }
+    if not changes:
+        return settings
+    return replace(settings, voice=replace(settings.voice, **changes))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     args = _parser().parse_args(argv)
@@ -72,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     from demo.config import ConfigError, load_settings
 
     try:
-        settings = load_settings(config)
+        settings = _with_devices(load_settings(config), args)
         if args.command == "serve":
             from demo.commands.serve import serve
 
@@ -85,9 +123,17 @@ def main(argv: list[str] | None = None) -> int:
             from demo.commands.backends import list_backends
 
             return list_backends(settings)
-        from demo.ui.app import run_tui
+        if args.command == "devices":
+            from demo.commands.devices import list_devices
 
-        return run_tui(settings, backend=args.backend)
+            return list_devices()
+        from demo.ui.app import run_tui
+        from demo.voice.session import VoiceOptions
+
+        voice = None
+        if not args.no_voice:
+            voice = VoiceOptions(mic_file=args.mic_file, speak=not args.mute)
+        return run_tui(settings, backend=args.backend, voice=voice)
     except ConfigError as exc:
         print(f"latency-demo: {exc}", file=sys.stderr)
         return 2

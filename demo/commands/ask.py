@@ -43,10 +43,22 @@ def resolve_spec(settings: AppSettings, args: argparse.Namespace) -> BackendSpec
 
 
 def ask(settings: AppSettings, args: argparse.Namespace) -> int:
-    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
-    if not prompt.strip():
-        print("latency-demo: the prompt is empty", file=sys.stderr)
-        return 2
+    if args.mic_file is not None:
+        if args.prompt:
+            print("latency-demo: give a prompt or --mic-file, not both", file=sys.stderr)
+            return 2
+        if not args.mic_file.is_file():
+            print(f"latency-demo: {args.mic_file}: no such recording", file=sys.stderr)
+            return 2
+        prompt = ""
+    else:
+        if args.prompt is None:
+            print("latency-demo: ask needs a prompt (or --mic-file)", file=sys.stderr)
+            return 2
+        prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+        if not prompt.strip():
+            print("latency-demo: the prompt is empty", file=sys.stderr)
+            return 2
     spec = resolve_spec(settings, args)
     missing = spec.missing_key()
     if missing:
@@ -56,10 +68,18 @@ def ask(settings: AppSettings, args: argparse.Namespace) -> int:
         )
         return 2
     hub = BackendHub({spec.name: spec}, settings.timeouts)
+    hub.warm_up(spec.name)
     try:
-        results = asyncio.run(_ask(hub, settings, spec, prompt, args))
+        if args.mic_file is not None:
+            from demo.commands.voice_turn import ask_by_voice
+
+            results = asyncio.run(ask_by_voice(hub, settings, spec, args))
+        else:
+            results = asyncio.run(_ask(hub, settings, spec, prompt, args))
     finally:
         hub.close()
+    if not results:
+        return 2
     return 1 if any(r.metrics.error or r.metrics.cancelled for r in results) else 0
 
 
@@ -84,21 +104,18 @@ async def _ask(
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signal.SIGINT, turn.cancel)
         try:
-            result = await _consume(turn, args.json)
+            result = await consume(turn, args.json)
         finally:
             with contextlib.suppress(NotImplementedError):
                 loop.remove_signal_handler(signal.SIGINT)
         results.append(result)
-        if args.json:
-            print(json.dumps(result.as_json(), ensure_ascii=False), flush=True)
-        else:
-            _print_figures(result, sys.stdout)
+        report(result, args.json)
         if result.metrics.cancelled:
             break
     return results
 
 
-async def _consume(turn: Turn, as_json: bool) -> TurnResult:
+async def consume(turn: Turn, as_json: bool) -> TurnResult:
     # With --json, stdout carries only JSON; the reply streams to stderr when a person watches.
     live: TextIO | None = sys.stderr if as_json and sys.stderr.isatty() else None
     if not as_json:
@@ -117,6 +134,14 @@ async def _consume(turn: Turn, as_json: bool) -> TurnResult:
     return turn.result()
 
 
+def report(result: TurnResult, as_json: bool) -> None:
+    """The turn's figures: one JSON line, or a readable block."""
+    if as_json:
+        print(json.dumps(result.as_json(), ensure_ascii=False), flush=True)
+    else:
+        _print_figures(result, sys.stdout)
+
+
 def _print_figures(result: TurnResult, out: TextIO) -> None:
     m = result.metrics
     lines = [
@@ -131,6 +156,16 @@ def _print_figures(result: TurnResult, out: TextIO) -> None:
     ]
     if m.server_timing:
         lines.append(f"server       {server_timing(m.server_timing)}")
+    voice = result.voice
+    if voice is not None:
+        if voice.transcript is not None:
+            lines.insert(1, f"transcript   {voice.transcript}")
+        lines.append(
+            f"voice        speech {seconds(voice.speech_s)} · speech→text {seconds(voice.stt_s)}"
+            f" · token→sentence {seconds(voice.first_sentence_s)}"
+            f" · sentence→audio {seconds(voice.tts_first_audio_s)}"
+        )
+        lines.append(f"voice→voice  {seconds(voice.voice_to_voice_s)} ({voice.verdict or 'n/a'})")
     if m.cancelled:
         lines.append("status       cancelled (partial reply kept)")
     if m.error:

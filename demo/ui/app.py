@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.message import Message
 from textual.screen import Screen
 
 from demo.backends.hub import BackendHub
 from demo.config import AppSettings
+from demo.core.events import VoiceEvent
+from demo.ui.messages import VoiceLevel, VoiceProblem, VoiceState, VoiceTranscribed
 from demo.ui.screens.chat import ChatScreen
 from demo.ui.screens.help import HelpScreen
 from demo.ui.screens.pickers import BackendPicker, PromptPicker
+
+if TYPE_CHECKING:
+    from demo.voice.session import VoiceOptions, VoiceSession
 
 
 class LatencyApp(App[None]):
@@ -28,6 +35,9 @@ class LatencyApp(App[None]):
         Binding("ctrl+b", "pick_backend", "Backend", id="latency.pick_backend"),
         Binding("ctrl+n", "swap_backend", "Swap", id="latency.swap_backend"),
         Binding("escape", "cancel", "Cancel reply", id="latency.cancel"),
+        Binding("f5", "talk", "Talk", id="latency.talk"),
+        Binding("f6", "hands_free", "Hands-free", id="latency.hands_free"),
+        Binding("f7", "mute", "Mute", id="latency.mute"),
         Binding("ctrl+l", "clear", "Clear", id="latency.clear"),
         Binding("ctrl+q", "quit", "Quit", id="latency.quit", priority=True),
     ]
@@ -38,9 +48,15 @@ class LatencyApp(App[None]):
         *,
         backend: str | None = None,
         hub: BackendHub | None = None,
+        voice: VoiceOptions | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
+        self.voice: VoiceSession | None = None
+        if voice is not None:
+            from demo.voice.session import VoiceSession
+
+            self.voice = VoiceSession(settings.voice, _PostToScreen(self), voice)
         name = backend or settings.default_backend
         settings.backend(name)  # an unknown name fails here, before any screen
         self.backend_name = name
@@ -56,15 +72,34 @@ class LatencyApp(App[None]):
     def on_mount(self) -> None:
         if self.settings.keys:
             self.set_keymap(self.settings.keys)
-        self.install_screen(ChatScreen(self.settings, self.hub, self.backend_name), "chat")
+        chat = ChatScreen(self.settings, self.hub, self.backend_name, self.voice)
+        self.install_screen(chat, "chat")
         self.push_screen("chat")
+        if self.voice is not None:
+            # After the first frame: loading the speech models must not delay it.
+            self.call_after_refresh(self.voice.start)
         # Start the lab server (if the first backend needs it) without holding up the first frame.
         self.run_worker(lambda: self.hub.warm_up(self.backend_name), thread=True)
         self.call_after_refresh(_freeze_startup_objects)
 
     def on_unmount(self) -> None:
+        if self.voice is not None:
+            self.voice.close()
         if self._owns_hub:
             self.hub.close()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Without voice in this run, its keys are hidden rather than offered and refused.
+        return not (action in ("talk", "hands_free", "mute") and self.voice is None)
+
+    def action_talk(self) -> None:
+        self.chat.toggle_talk()
+
+    def action_hands_free(self) -> None:
+        self.chat.toggle_hands_free()
+
+    def action_mute(self) -> None:
+        self.chat.toggle_mute()
 
     def action_help(self) -> None:
         rows = [
@@ -124,6 +159,9 @@ class LatencyApp(App[None]):
         )
         yield SystemCommand("Clear conversation", "Forget the history", self.action_clear)
         yield SystemCommand("Help", "Keys and what the figures mean", self.action_help)
+        yield SystemCommand("Talk", "Push-to-talk: press, speak, press again", self.action_talk)
+        yield SystemCommand("Hands-free", "Voice activity ends each turn", self.action_hands_free)
+        yield SystemCommand("Mute", "Speak replies aloud, or not", self.action_mute)
         for spec in self.settings.backends.values():
             yield SystemCommand(
                 f"Use backend: {spec.name}",
@@ -143,8 +181,33 @@ def _freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def run_tui(settings: AppSettings, backend: str | None = None) -> int:
+class _PostToScreen:
+    """Voice reports, from its threads, turned into messages for the chat screen (thread-safe)."""
+
+    def __init__(self, app: LatencyApp) -> None:
+        self._app = app
+
+    def _post(self, message: Message) -> None:
+        if self._app.is_running:
+            self._app.chat.post_message(message)
+
+    def voice_state(self, state: str) -> None:
+        self._post(VoiceState(state))
+
+    def voice_level(self, dbfs: float, speaking: bool) -> None:
+        self._post(VoiceLevel(dbfs, speaking))
+
+    def voice_transcript(self, text: str, events: list[VoiceEvent]) -> None:
+        self._post(VoiceTranscribed(text, events))
+
+    def voice_problem(self, message: str) -> None:
+        self._post(VoiceProblem(message))
+
+
+def run_tui(
+    settings: AppSettings, backend: str | None = None, voice: VoiceOptions | None = None
+) -> int:
     """Run the app until the user quits; the exit code for the console script."""
-    app = LatencyApp(settings, backend=backend)
+    app = LatencyApp(settings, backend=backend, voice=voice)
     app.run()
     return app.return_code or 0

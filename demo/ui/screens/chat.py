@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
@@ -12,12 +15,26 @@ from textual.widgets import Footer, Input
 from demo.backends.base import BackendSpec
 from demo.backends.hub import BackendHub
 from demo.config import AppSettings
-from demo.core.conversation import Conversation
+from demo.core.conversation import ChatRequest, Conversation
+from demo.core.events import VoiceEvent
+from demo.core.runner import EventSink
 from demo.core.turn import Turn, TurnResult
+from demo.core.voice import VoiceAccumulator
+from demo.ui.messages import (
+    VoiceLevel,
+    VoiceProblem,
+    VoiceStage,
+    VoiceState,
+    VoiceTranscribed,
+)
 from demo.ui.pump import ReplyPump
 from demo.ui.widgets.backend_bar import BackendBar
 from demo.ui.widgets.metrics_panel import MetricsPanel
 from demo.ui.widgets.transcript import Transcript
+from demo.ui.widgets.voice_bar import VoiceBar
+
+if TYPE_CHECKING:
+    from demo.voice.session import VoiceSession
 
 PROMPT_PREVIEW_CHARS = 2_000
 """Longer prompts are sent whole but shown shortened, so a paste never floods the view."""
@@ -29,10 +46,19 @@ class ChatScreen(Screen[None]):
     backend: reactive[str] = reactive("")
     streaming: reactive[bool] = reactive(False)
 
-    def __init__(self, settings: AppSettings, hub: BackendHub, backend: str) -> None:
+    def __init__(
+        self,
+        settings: AppSettings,
+        hub: BackendHub,
+        backend: str,
+        voice: VoiceSession | None = None,
+    ) -> None:
         super().__init__()
         self.settings = settings
         self.hub = hub
+        self.voice = voice
+        self.voice_turn: Turn | None = None
+        """The latest turn with voice stages, whose figures the panel shows."""
         self.conversation = Conversation(settings.system_prompt)
         self.previous_backend: str | None = None
         self.turn: Turn | None = None
@@ -44,6 +70,8 @@ class ChatScreen(Screen[None]):
         with Horizontal(id="body"):
             yield Transcript(id="transcript")
             yield MetricsPanel(id="metrics")
+        if self.voice is not None:
+            yield VoiceBar(id="voice-bar")
         yield Input(
             placeholder="Type a prompt and press Enter · F2 suggested prompts · Ctrl+B backend",
             id="prompt",
@@ -52,6 +80,10 @@ class ChatScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one(BackendBar).spec = self.spec
+        if self.voice is not None:
+            bar = self.query_one(VoiceBar)
+            bar.hands_free = self.voice.hands_free
+            bar.muted = self.voice.muted
         self.query_one("#prompt", Input).focus()
         self._welcome()
 
@@ -88,6 +120,7 @@ class ChatScreen(Screen[None]):
             f"Switched to {new} ({self.spec.kind}) — the conversation continues.", level="info"
         )
         self._check_key(self.spec)
+        self.stop_speaking()
         self.run_worker(lambda: self.hub.warm_up(new), thread=True, group="warm-up")
 
     def watch_streaming(self, streaming: bool) -> None:
@@ -103,7 +136,12 @@ class ChatScreen(Screen[None]):
         if self.submit(event.value):
             event.input.value = ""
 
-    def submit(self, prompt: str) -> bool:
+    @on(Input.Changed, "#prompt")
+    def _typing(self, event: Input.Changed) -> None:
+        if event.value:
+            self.stop_speaking()  # typing interrupts the spoken reply
+
+    def submit(self, prompt: str, voice_events: Sequence[VoiceEvent] = ()) -> bool:
         """Send a prompt on the active backend. False (and a one-line reason) if it can't go."""
         transcript = self.query_one(Transcript)
         if not prompt.strip():
@@ -122,7 +160,7 @@ class ChatScreen(Screen[None]):
         request = self.conversation.request_for(
             prompt, max_tokens=self.settings.max_tokens, temperature=self.settings.temperature
         )
-        turn = Turn(self.hub.runner(spec.name), prompt, request)
+        turn = self._new_turn(spec, prompt, request, voice_events)
         self.turn = turn
         self.streaming = True
         turn.start()
@@ -130,16 +168,125 @@ class ChatScreen(Screen[None]):
         self.run_worker(pump.run(), group="turn", exit_on_error=False)
         return True
 
+    def _new_turn(
+        self,
+        spec: BackendSpec,
+        prompt: str,
+        request: ChatRequest,
+        voice_events: Sequence[VoiceEvent],
+    ) -> Turn:
+        """A turn, spoken aloud as it streams when voice is on, with its voice stages kept."""
+        runner = self.hub.runner(spec.name)
+        speaks = self.voice is not None and not self.voice.muted and self.voice.can_speak
+        if not speaks and not voice_events:
+            return Turn(runner, prompt, request)
+        cell: list[Turn] = []
+
+        def report(event: VoiceEvent) -> None:  # from synthesis and audio threads
+            cell[0].add_voice_event(event)
+            self.post_message(VoiceStage())
+
+        observers: list[EventSink] = []
+        if self.voice is not None and (speaks or voice_events):
+            observers.append(self.voice.spoken_reply(report).observe)
+        turn = Turn(runner, prompt, request, observers=observers, voice=VoiceAccumulator())
+        cell.append(turn)
+        for event in voice_events:
+            turn.add_voice_event(event)
+        self.voice_turn = turn
+        return turn
+
     def _finished(self, result: TurnResult) -> None:
         self.conversation.commit(result.prompt, result.text)
         self.results.append(result)
         self.turn = None
         self.streaming = False
+        self._show_voice_figures()
+
+    def _show_voice_figures(self) -> None:
+        turn = self.voice_turn
+        figures = turn.voice_figures() if turn is not None else None
+        self.query_one(MetricsPanel).show_voice(figures)
+
+    # --- voice ---------------------------------------------------------------------------------
+
+    def stop_speaking(self) -> None:
+        if self.voice is not None:
+            self.voice.stop_speaking()
+
+    def on_voice_stage(self, _: VoiceStage) -> None:
+        self._show_voice_figures()
+
+    def on_voice_state(self, message: VoiceState) -> None:
+        if self.voice is not None:
+            bar = self.query_one(VoiceBar)
+            bar.state = message.state
+            bar.listening = self.voice.listening
+
+    def on_voice_level(self, message: VoiceLevel) -> None:
+        bar = self.query_one(VoiceBar)
+        bar.level_dbfs = message.dbfs
+        bar.speaking = message.speaking
+
+    def on_voice_problem(self, message: VoiceProblem) -> None:
+        self.query_one(Transcript).add_notice(message.text, level="warning")
+
+    def on_voice_transcribed(self, message: VoiceTranscribed) -> None:
+        if self.voice is not None:
+            self.query_one(VoiceBar).listening = self.voice.listening
+        if not message.text:
+            self.query_one(Transcript).add_notice("heard nothing to send", level="info")
+            return
+        if self.streaming and self.turn is not None:
+            self.turn.cancel()  # a new spoken turn interrupts the old reply
+            self.notify("Spoken over the reply: send again once it has stopped.")
+            self.query_one("#prompt", Input).value = message.text
+            return
+        self.query_one("#prompt", Input).value = message.text
+        if self.submit(message.text, message.events):
+            self.query_one("#prompt", Input).value = ""
+
+    def toggle_talk(self) -> None:
+        if self.voice is None:
+            self.notify("Voice is off in this run.", severity="warning")
+            return
+        self.voice.toggle_talk()
+        self.query_one(VoiceBar).listening = self.voice.listening
+
+    def toggle_hands_free(self) -> None:
+        if self.voice is None:
+            self.notify("Voice is off in this run.", severity="warning")
+            return
+        voice = self.voice
+        if voice.listening:
+            voice.stop_listening(submit=False)
+        voice.hands_free = not voice.hands_free
+        self.query_one(VoiceBar).hands_free = voice.hands_free
+        if voice.hands_free:
+            voice.listen()
+        self.query_one(VoiceBar).listening = voice.listening
+
+    def toggle_mute(self) -> None:
+        if self.voice is None:
+            self.notify("Voice is off in this run.", severity="warning")
+            return
+        self.voice.muted = not self.voice.muted
+        if self.voice.muted:
+            self.voice.stop_speaking()
+        self.query_one(VoiceBar).muted = self.voice.muted
 
     def cancel(self) -> bool:
-        """Stop the streaming reply (the partial text stays). False when nothing streams."""
+        """Stop the streaming reply (the partial text stays) and any speech or listening.
+
+        False when there was nothing to stop.
+        """
+        stopped = False
+        if self.voice is not None:
+            stopped = self.voice.listening
+            self.voice.stop_listening(submit=False)
+            self.voice.stop_speaking()
         if self.turn is None:
-            return False
+            return stopped
         self.turn.cancel()
         return True
 

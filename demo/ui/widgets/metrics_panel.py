@@ -12,6 +12,7 @@ from textual.widgets import Static
 
 from demo.core.metrics import TurnMetrics
 from demo.core.units import rate, seconds, server_timing, tokens
+from demo.core.voice import VoiceFigures
 from demo.ui.widgets.rate_trace import RateTrace
 
 
@@ -49,6 +50,8 @@ def _row_values(figures: PanelFigures | None) -> list[Text]:
     ]
 
 
+_VERDICT_STYLE = {"good": "green", "fair": "yellow", "poor": "red"}
+
 _LABELS = (
     "backend",
     "TTFT",
@@ -72,6 +75,7 @@ class MetricsPanel(Vertical):
     }
     MetricsPanel #figures { height: auto; }
     MetricsPanel #server { height: auto; color: $text-muted; margin-top: 1; }
+    MetricsPanel #voice { height: auto; margin-top: 1; }
     MetricsPanel #spark-label { color: $text-muted; margin-top: 1; }
     """
 
@@ -83,11 +87,13 @@ class MetricsPanel(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(id="figures")
+        yield Static(id="voice")
         yield Static(id="server")
         yield Static("tokens/s this reply", id="spark-label")
         yield RateTrace(id="trace")
 
     def on_mount(self) -> None:
+        self.show_voice(None)
         self._render_table()
 
     def start_turn(self, backend: str) -> None:
@@ -98,6 +104,7 @@ class MetricsPanel(Vertical):
         self._trace = []
         self.query_one(RateTrace).samples = ()
         self.query_one("#server", Static).update("")
+        self.show_voice(None)
         self._render_table()
 
     def show(self, figures: PanelFigures) -> None:
@@ -112,6 +119,31 @@ class MetricsPanel(Vertical):
         if m.server_timing:
             server.update(Text(server_timing(m.server_timing)))
         self._render_table()
+
+    def show_voice(self, figures: VoiceFigures | None) -> None:
+        """The voice stages of the current turn, voice-to-voice coloured by how it feels."""
+        panel = self.query_one("#voice", Static)
+        panel.display = figures is not None
+        if figures is None:
+            return
+        table = Table.grid(padding=(0, 1), expand=True)
+        table.add_column(style="dim", no_wrap=True)
+        table.add_column(justify="right", no_wrap=True)
+        rtf = f" (RTF {figures.stt_rtf:.2f})" if figures.stt_rtf is not None else ""
+        rows = [
+            ("speech", seconds(figures.speech_s)),
+            ("speech → text", seconds(figures.stt_s) + rtf),
+            ("token → sentence", seconds(figures.first_sentence_s)),
+            ("sentence → audio", seconds(figures.tts_first_audio_s)),
+        ]
+        for label, value in rows:
+            table.add_row(label, value)
+        style = _VERDICT_STYLE.get(figures.verdict or "", "")
+        table.add_row(
+            Text("voice → voice", style="bold"),
+            Text(seconds(figures.voice_to_voice_s), style=f"bold {style}".strip()),
+        )
+        panel.update(table)
 
     def _render_table(self) -> None:
         table = Table.grid(padding=(0, 1), expand=True)
