@@ -61,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     ask.add_argument("--max-tokens", type=_positive, metavar="N", help="cap the reply length")
     ask.add_argument("--json", action="store_true", help="print one JSON object per turn on stdout")
+    _voice_arguments(ask)
+    ask.add_argument(
+        "--speak", action="store_true", help="speak the reply through the audio output"
+    )
+
+    commands.add_parser("devices", parents=[common], help="list audio input and output devices")
 
     commands.add_parser(
         "backends", parents=[common], help="list configured backends and their key variables"

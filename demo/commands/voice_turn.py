@@ -108,6 +108,6 @@ async def _reply(
     turn.start()
     result = await consume(turn, args.json)
     if args.speak:
-        await asyncio.to_thread(spoken.wait_idle, _SPEAK_TIMEOUT_S)
+        await asyncio.to_thread(session.wait_spoken, spoken, _SPEAK_TIMEOUT_S)
         result = turn.result()
     return result

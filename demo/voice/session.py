@@ -111,7 +111,7 @@ class SpokenReply:
             self._mouth.stop()
 
     def wait_idle(self, timeout: float) -> bool:
-        """Block until every sentence has been synthesised and played (headless `--speak`)."""
+        """Block until every sentence has been synthesised and handed to the speaker."""
         return self._mouth.wait_idle(timeout) if self._mouth is not None else True
 
 
@@ -341,6 +341,19 @@ class VoiceSession:
             reply.stop()
         if self._speaker is not None:
             self._speaker.stop()
+
+    def wait_spoken(self, reply: SpokenReply, timeout: float) -> bool:
+        """Block until `reply` has been played to the end (headless `--speak`, before exiting)."""
+        deadline = time.monotonic() + timeout
+        if not reply.wait_idle(timeout):
+            return False
+        speaker = self._speaker
+        # The speaker offers no completion event; a command about to exit can afford to poll.
+        while speaker is not None and speaker.playing:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
 
     def close(self) -> None:
         self.stop_listening(submit=False)

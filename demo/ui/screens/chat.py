@@ -239,12 +239,12 @@ class ChatScreen(Screen[None]):
             return
         if self.streaming and self.turn is not None:
             self.turn.cancel()  # a new spoken turn interrupts the old reply
-            self.notify("Spoken over the reply: send again once it has stopped.")
+            self.notify("Spoken over the reply: press Enter to send it once it has stopped.")
             self.query_one("#prompt", Input).value = message.text
             return
-        self.query_one("#prompt", Input).value = message.text
-        if self.submit(message.text, message.events):
-            self.query_one("#prompt", Input).value = ""
+        # Straight to the conversation (not through the input field, whose change would count as
+        # typing and interrupt the reply about to be spoken).
+        self.submit(message.text, message.events)
 
     def toggle_talk(self) -> None:
         if self.voice is None:
