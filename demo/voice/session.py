@@ -32,12 +32,11 @@ from demo.core.events import (
 
 if TYPE_CHECKING:
     from demo.voice.capture import AudioSource
-    from demo.voice.stt import Transcriber
-    from demo.voice.utterance import Utterance, UtteranceDetector
-
     from demo.voice.playback import Speaker
     from demo.voice.speech import ReplySpeaker
+    from demo.voice.stt import Transcriber
     from demo.voice.tts import Synthesizer
+    from demo.voice.utterance import Utterance, UtteranceDetector
 
 
 class VoiceListener(Protocol):
@@ -176,10 +175,9 @@ class VoiceSession:
         self._listener.voice_state(self._idle_state())
 
     def _load_ears(self) -> None:
+        from demo.paths import DIRS
         from demo.voice.models import locate_model
         from demo.voice.stt import Transcriber
-
-        from demo.paths import DIRS
 
         cache = self.options.cache_dir or Path(DIRS.user_cache_dir) / "models"
         location = locate_model(
