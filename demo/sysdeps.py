@@ -7,6 +7,7 @@ without root or sudo, it says exactly which packages to install and how.
 
 from __future__ import annotations
 
+import ctypes.util
 import importlib.util
 import os
 import shutil
@@ -20,14 +21,31 @@ def _has_venv() -> bool:
     return importlib.util.find_spec("ensurepip") is not None
 
 
+def _has_espeak() -> bool:
+    return (
+        shutil.which("espeak-ng") is not None or ctypes.util.find_library("espeak-ng") is not None
+    )
+
+
+def _has_portaudio() -> bool:
+    return ctypes.util.find_library("portaudio") is not None
+
+
 REQUIRED: dict[str, Callable[[], bool]] = {
     "python3-venv": _has_venv,
 }
 """Debian package → a check that it (or an equivalent) is already present."""
 
+VOICE: dict[str, Callable[[], bool]] = {
+    "espeak-ng": _has_espeak,
+    "libportaudio2": _has_portaudio,
+}
+"""Needed for speech in and out only: without them the app runs with typed input, silent replies."""
+
 
 def missing() -> list[str]:
-    return [package for package, present in REQUIRED.items() if not present()]
+    wanted = {**REQUIRED, **VOICE}
+    return [package for package, present in wanted.items() if not present()]
 
 
 def _installer() -> list[str] | None:
@@ -52,7 +70,8 @@ def main() -> int:
             f"{' '.join(needed)} (Debian/Ubuntu: apt-get install -y {' '.join(needed)})",
             file=sys.stderr,
         )
-        return 1
+        # Voice packages are optional (typed input works without them); a venv is not.
+        return 1 if any(package in REQUIRED for package in needed) else 0
     print(f"installing system packages: {' '.join(needed)}", file=sys.stderr)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     update = subprocess.run([*prefix, "apt-get", "update", "-qq"], env=env, check=False)
@@ -61,7 +80,7 @@ def main() -> int:
     )
     if update.returncode or install.returncode:
         print(f"could not install: {' '.join(needed)}", file=sys.stderr)
-        return 1
+        return 1 if any(package in REQUIRED for package in needed) else 0
     return 0
 
 
