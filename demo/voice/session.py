@@ -231,13 +231,14 @@ class VoiceSession:
         from demo.voice.capture import FileSource, MicSource
         from demo.voice.utterance import UtteranceDetector
 
-        vad = None
-        if self.hands_free:
-            from demo.voice.vad import Vad
-
-            vad = Vad()
+        transcriber = self._transcriber
+        # The detector loads the VAD itself (on the capture thread, falling back to a loudness
+        # gate without onnxruntime), and at each pause hands the audio so far to the transcriber,
+        # so a turn that ends there has its transcript nearly ready.
         detector = UtteranceDetector(
-            hands_free=self.hands_free, silence_s=self.settings.silence_s, vad=vad
+            hands_free=self.hands_free,
+            silence_s=self.settings.silence_s,
+            on_pause=(lambda u: transcriber.prefetch(u.audio)) if transcriber else None,
         )
         source: AudioSource
         if self.options.mic_file is not None:
@@ -287,10 +288,11 @@ class VoiceSession:
             if self.options.mic_file is not None:
                 # A recording holds one turn; stop it from outside the audio thread.
                 threading.Thread(target=self.stop_listening, kwargs={"submit": False}).start()
-            else:
-                detector.reset()
 
     def _on_source_end(self) -> None:
+        error = getattr(self._source, "error", None)
+        if error:
+            self._listener.voice_problem(f"cannot read the recording: {error}")
         self.stop_listening()
 
     def _transcribe_loop(self) -> None:

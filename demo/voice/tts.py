@@ -370,6 +370,12 @@ def _init_engine(request: dict[str, Any]) -> Any:
 def _save(engine: Any, text: str, path: str) -> None:
     engine.save_to_file(text, path)
     engine.runAndWait()
+    # pyttsx3's espeak driver can return from runAndWait before the file is complete (seen in a
+    # fresh process for long sentences); its driver says when it has really finished.
+    driver = getattr(getattr(engine, "proxy", None), "_driver", None)
+    deadline = time.monotonic() + 30
+    while getattr(driver, "_speaking", False) and time.monotonic() < deadline:
+        time.sleep(0.002)
     if not Path(path).exists():
         raise RuntimeError("the engine wrote no audio file")
 
