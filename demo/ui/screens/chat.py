@@ -222,6 +222,8 @@ class ChatScreen(Screen[None]):
             bar = self.query_one(VoiceBar)
             bar.state = message.state
             bar.listening = self.voice.listening
+            if self.voice.wait_loaded(0):
+                bar.can_speak = self.voice.can_speak
 
     def on_voice_level(self, message: VoiceLevel) -> None:
         bar = self.query_one(VoiceBar)

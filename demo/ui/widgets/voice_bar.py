@@ -30,6 +30,7 @@ class VoiceBar(Widget):
     level_dbfs: reactive[float] = reactive(-math.inf)
     speaking: reactive[bool] = reactive(False)
     listening: reactive[bool] = reactive(False)
+    can_speak: reactive[bool] = reactive(True)
 
     def render(self) -> Text:
         mode = "hands-free (F6)" if self.hands_free else "push-to-talk (F5)"
@@ -39,7 +40,10 @@ class VoiceBar(Widget):
             text.append("  ")
             text.append_text(self._meter())
         text.append("   ")
-        text.append("muted (F7)" if self.muted else "speaking replies (F7 mutes)", style="dim")
+        if not self.can_speak:
+            text.append("replies silent (no speech output)", style="dim")
+        else:
+            text.append("muted (F7)" if self.muted else "speaking replies (F7 mutes)", style="dim")
         return text
 
     def _meter(self) -> Text:
