@@ -2,7 +2,7 @@
 
 Each benchmark runs in a process of its own (so none inherits another's threads, caches or
 garbage), prints its detailed tables as it goes, and hands its summary rows back in a file.
-The whole suite takes about 6 minutes on a 2-core machine (`--quick`: about 2).
+The whole suite takes about 8 minutes on a 2-core machine (`--quick`: about 2).
 
 Figures are only worth keeping from an otherwise idle machine: the load and any busy process are
 printed before and after.

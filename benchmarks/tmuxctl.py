@@ -4,12 +4,12 @@ Polling a screen every few milliseconds with `tmux capture-pane` would start a p
 and on a 2-core machine that costs the app being measured a good share of a CPU. One control-mode
 client (`tmux -C`) takes commands on a pipe instead: a capture costs a write and a read.
 
-The server has a socket of its own, so it never touches anyone else's tmux sessions.
+The server has a socket of its own, in the benchmark's scratch directory, so it never touches
+anyone else's tmux sessions and leaves nothing behind.
 """
 
 from __future__ import annotations
 
-import os
 import shlex
 import subprocess
 import time
@@ -50,14 +50,22 @@ class Tmux:
         self.width = width
         self.height = height
         self._scratch = scratch
-        self._socket = f"latency-bench-{os.getpid()}"
+        self._socket = str(scratch / "tmux.sock")
         self._control: subprocess.Popen[bytes] | None = None
         self._scripts = 0
 
     def _tmux(self, *args: str) -> list[str]:
-        return ["tmux", "-L", self._socket, "-f", "/dev/null", *args]
+        return ["tmux", "-S", self._socket, "-f", "/dev/null", *args]
 
     def __enter__(self) -> Self:
+        try:
+            self._start()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _start(self) -> None:
         # A placeholder window keeps the session alive while benchmark panes come and go.
         subprocess.run(
             self._tmux(
@@ -83,7 +91,6 @@ class Tmux:
         self._block(self._control.stdout, mine=False)
         # Pane output would otherwise be copied to this client as notifications.
         self.command("refresh-client -f no-output")
-        return self
 
     def __exit__(
         self,

@@ -92,6 +92,10 @@ class OpenAIBackend:
             )
         return self._client
 
+    def prepare(self) -> None:
+        """Build the client ahead of the first request (called on the streaming thread)."""
+        self._client_for_loop()
+
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.aclose()

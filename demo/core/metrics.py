@@ -215,15 +215,14 @@ class TurnAccumulator:
     def _first_chunk_tokens(self, total: int, source: TokenSource) -> float:
         """Tokens the first content chunk carried.
 
-        With a usage count, the first chunk's share is taken in proportion to its characters, so
-        the estimate's bias cancels out instead of skewing the decode rate.
+        With a usage count, the first chunk's share is its share of the estimated tokens scaled to
+        the server's total, so the estimator's bias cancels out instead of skewing the decode rate
+        (a share by characters undercounts short tokens such as a lone `#`).
         """
-        if source == "estimate":
-            return float(estimate_tokens(self.first_chunk_text))
-        all_chars = self.text_chars + sum(len(r) for r in self.reasoning_parts)
-        if all_chars == 0:
-            return 0.0
-        return total * len(self.first_chunk_text) / all_chars
+        first = float(estimate_tokens(self.first_chunk_text))
+        if source == "estimate" or self._estimated_tokens == 0:
+            return first
+        return total * first / self._estimated_tokens
 
     def snapshot(self) -> TurnMetrics:
         total, source = self.output_tokens()

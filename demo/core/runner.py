@@ -88,15 +88,19 @@ class StreamHandle:
             self._future.result(timeout)
 
 
-async def _prime() -> None:
-    """Pay the HTTP stack's one-off costs before the first request's clock starts.
+async def _prime(backend: Backend) -> None:
+    """Pay the HTTP stack's one-off costs before the first prompt is even typed.
 
-    httpcore loads anyio's asyncio backend lazily on the first connection, about 20 ms that would
-    otherwise land in the first turn's TTFT although it is the app's cost, not the backend's.
+    httpcore loads anyio's asyncio backend lazily on the first connection (about 20 ms) and an
+    httpx client takes tens of milliseconds to build (its TLS context): the app's costs, which
+    would otherwise delay the first request — and, for the first, land in its TTFT.
     """
     import anyio
 
     await anyio.sleep(0)
+    prepare = getattr(backend, "prepare", None)
+    if prepare is not None:
+        prepare()
 
 
 class BackendRunner:
@@ -111,7 +115,7 @@ class BackendRunner:
         if sys.getswitchinterval() > _SWITCH_INTERVAL_S:
             sys.setswitchinterval(_SWITCH_INTERVAL_S)
         self._thread.start()
-        asyncio.run_coroutine_threadsafe(_prime(), self._loop)
+        asyncio.run_coroutine_threadsafe(_prime(backend), self._loop)
 
     def start(self, request: ChatRequest, sink: EventSink) -> StreamHandle:
         """Stream `request` and hand every event to `sink` on the reader thread."""
