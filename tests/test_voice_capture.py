@@ -121,10 +121,11 @@ def test_file_source_paces_blocks_to_the_wall_clock(tmp_path: Path) -> None:
     # Arrivals: never early, and late by no more than scheduling noise.
     lateness_ms = [(a - s) / 1e6 for a, s in zip(recorder.arrivals, recorder.stamps, strict=True)]
     assert min(lateness_ms) >= 0
-    assert np.percentile(lateness_ms, 95) < 15 and max(lateness_ms) < 60
+    # Bounds allow for a busy 2-core machine; an unpaced source would fail `min >= 0` at once.
+    assert np.percentile(lateness_ms, 95) < 25 and max(lateness_ms) < 100
     # The whole recording took as long as it lasts.
     total_s = lead + seconds + tail
-    assert (ended_ns - started) / 1e9 == pytest.approx(total_s, abs=0.06)
+    assert (ended_ns - started) / 1e9 == pytest.approx(total_s, abs=0.1)
     assert delivered[-1] == round(lead * SAMPLE_RATE) + round(seconds * SAMPLE_RATE) + round(
         tail * SAMPLE_RATE
     )

@@ -427,6 +427,8 @@ def load_sounddevice() -> Any:
         ) from error
     except OSError as error:
         raise AudioUnavailable(f"PortAudio is not installed ({error}): {PORTAUDIO_HINT}") from error
+    except Exception as error:  # PortAudio is there but failed to initialise
+        raise AudioUnavailable(f"PortAudio could not start: {error}") from error
     return sounddevice
 
 

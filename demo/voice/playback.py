@@ -248,21 +248,10 @@ class Speaker:
 
 
 def _load_modules() -> tuple[Any, Any]:
-    """sounddevice and numpy, imported only when audio is wanted."""
-    try:
-        import numpy
-    except ImportError as error:
-        raise AudioUnavailable(f"numpy is not installed ({error}): pip install numpy") from error
-    try:
-        import sounddevice  # type: ignore[import-untyped]
-    except ImportError as error:
-        raise AudioUnavailable(
-            f"sounddevice is not installed ({error}): pip install sounddevice"
-        ) from error
-    except OSError as error:
-        raise AudioUnavailable(
-            f"PortAudio is not installed ({error}): sudo apt-get install libportaudio2"
-        ) from error
-    except Exception as error:  # PortAudio is there but failed to initialise
-        raise AudioUnavailable(f"PortAudio could not start: {error}") from error
+    """sounddevice and numpy, imported only when audio is wanted (the same checks as capture)."""
+    from demo.voice.capture import load_sounddevice
+
+    sounddevice = load_sounddevice()
+    import numpy
+
     return sounddevice, numpy
