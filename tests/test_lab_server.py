@@ -281,11 +281,14 @@ async def test_the_app_client_reads_a_complete_reply(lab: Lab) -> None:
 
 async def test_a_profile_paces_the_reply(lab: Lab) -> None:
     start = time.perf_counter()
-    events = await backend_events(lab, {"tokens_per_s": 1000, "ttft_s": 0.1, "jitter_ms": 0})
+    # A reply long enough (0.3 s) that a few milliseconds of scheduling noise on a busy machine
+    # cannot pass for a pacing error.
+    overrides = {"tokens_per_s": 1000, "ttft_s": 0.1, "jitter_ms": 0, "output_tokens": 300}
+    events = await backend_events(lab, overrides)
     chunks = [e for e in events if isinstance(e, ContentChunk)]
     ttft = chunks[0].t_ns / 1e9 - start
     span = (chunks[-1].t_ns - chunks[0].t_ns) / 1e9
-    expected_span = (len(split_tokens(ANSWER)) - 3) / 1000  # the fast profile sends 3 a chunk
+    expected_span = (300 - 3) / 1000  # the fast profile sends 3 a chunk
     assert 0.1 <= ttft < 0.3
     assert expected_span * 0.9 <= span < expected_span + 0.05
 
