@@ -10,20 +10,6 @@ from demo.core.events import VoiceEvent
 
 
 @dataclass
-class PromptSubmitted(Message):
-    """The user sent a prompt (typed, or picked from the suggestions)."""
-
-    text: str
-
-
-@dataclass
-class BackendChosen(Message):
-    """The user picked a backend to continue the conversation on."""
-
-    name: str
-
-
-@dataclass
 class VoiceState(Message):
     """What the voice pipeline is doing: loading, listening, transcribing, ready, off."""
 
