@@ -50,17 +50,26 @@ def _parser() -> argparse.ArgumentParser:
         nargs="?",
         help="the prompt ('-' reads it from standard input; omit with --mic-file)",
     )
-    ask.add_argument("--backend", metavar="NAME", help="a configured backend (default: fast)")
+    ask.add_argument(
+        "--backend",
+        action="append",
+        metavar="NAME",
+        help="a configured backend (default: fast); give it 2–4 times to race them",
+    )
     ask.add_argument("--base-url", metavar="URL", help="an ad-hoc OpenAI-compatible endpoint")
     ask.add_argument("--model", metavar="M", help="model name (with --base-url, or to override)")
     ask.add_argument(
         "--api-key-env", metavar="VAR", help="environment variable holding the key for --base-url"
     )
     ask.add_argument(
-        "--runs", type=_positive, default=1, metavar="N", help="repeat the turn N times"
+        "--runs", type=_positive, default=1, metavar="N", help="repeat the turn (or race) N times"
     )
     ask.add_argument("--max-tokens", type=_positive, metavar="N", help="cap the reply length")
-    ask.add_argument("--json", action="store_true", help="print one JSON object per turn on stdout")
+    ask.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object per turn on stdout (a race adds a summary object)",
+    )
     _voice_arguments(ask)
     ask.add_argument(
         "--speak", action="store_true", help="speak the reply through the audio output"

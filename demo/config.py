@@ -1,7 +1,8 @@
 """Settings: built-in backend presets, the lab profiles, and the user's TOML file merged.
 
 The user file (`--config PATH`, or `config.toml` in the platform's user config directory) may add
-backends or override presets as `[backends.NAME]` tables, and set `[app]`, `[timeouts]`, `[keys]`.
+backends or override presets as `[backends.NAME]` tables, and set `[app]`, `[timeouts]`, `[keys]`,
+`[voice]` and `[race]`.
 Anything unknown or of the wrong type is an error naming the file, the key and what was expected:
 a typo must never be silently ignored. API keys are never read from the file, only from the
 environment variable a backend names.
@@ -48,6 +49,22 @@ class VoiceSettings:
     """Words per minute for the spoken reply (espeak-ng's default is about 175)."""
 
 
+RACE_SPEAK_MODES = ("leader", "none")
+"""What `[race] speak` may be besides a backend name."""
+RACE_MIN_LANES = 2
+RACE_MAX_LANES = 4
+
+
+@dataclass(frozen=True, slots=True)
+class RaceSettings:
+    """Race mode: which backends race by default, and whose reply is spoken."""
+
+    backends: tuple[str, ...] = ("fast", "slow")
+    """The lanes preselected when a race is set up (2 to 4 configured backend names)."""
+    speak: str = "leader"
+    """Whose reply is spoken aloud: "leader" (first token first), "none", or a backend name."""
+
+
 @dataclass(frozen=True, slots=True)
 class AppSettings:
     """Everything the app and the commands are configured with."""
@@ -61,6 +78,7 @@ class AppSettings:
     keys: dict[str, str] = field(default_factory=dict)
     """Key binding id → keys, for `App.set_keymap`."""
     voice: VoiceSettings = field(default_factory=VoiceSettings)
+    race: RaceSettings = field(default_factory=RaceSettings)
     path: Path | None = None
     """The user config file these settings come from; it may not exist."""
 
@@ -99,6 +117,14 @@ def _is_kind(value: object) -> bool:
     return value in KINDS
 
 
+def _is_lane_list(value: object) -> bool:
+    return (
+        isinstance(value, list)
+        and RACE_MIN_LANES <= len(value) <= RACE_MAX_LANES
+        and all(isinstance(name, str) for name in value)
+    )
+
+
 _BACKEND_KEYS: dict[str, tuple[Checker, str]] = {
     "base_url": (_is_str, "a string (an http:// or https:// URL)"),
     "model": (_is_str, "a string"),
@@ -134,7 +160,14 @@ _VOICE_KEYS: dict[str, tuple[Checker, str]] = {
         "words per minute (1 to 600)",
     ),
 }
-_SECTIONS = ("app", "timeouts", "keys", "voice", "backends")
+_RACE_KEYS: dict[str, tuple[Checker, str]] = {
+    "backends": (
+        _is_lane_list,
+        f"a list of {RACE_MIN_LANES} to {RACE_MAX_LANES} backend names",
+    ),
+    "speak": (_is_str, '"leader", "none" or a backend name'),
+}
+_SECTIONS = ("app", "timeouts", "keys", "voice", "race", "backends")
 
 
 def _check_table(
@@ -266,6 +299,8 @@ def load_settings(path: Path | None = None) -> AppSettings:
     if "silence_s" in voice_values:
         voice_values["silence_s"] = float(voice_values["silence_s"])
 
+    race = _race_settings(_section(data, "race", source), backends, source)
+
     default = app.get("default_backend", "fast")
     if default not in backends:
         raise ConfigError(f"{source}: app.default_backend {default!r} is not a configured backend")
@@ -278,8 +313,31 @@ def load_settings(path: Path | None = None) -> AppSettings:
         timeouts=replace(Timeouts(), **{k: float(v) for k, v in timeouts_table.items()}),
         keys=dict(keys),
         voice=VoiceSettings(**voice_values),
+        race=race,
         path=source,
     )
+
+
+_RACE_DEFAULT = RaceSettings()
+
+
+def _race_settings(
+    table: dict[str, Any], backends: Mapping[str, BackendSpec], source: Path
+) -> RaceSettings:
+    """The `[race]` section, its names checked against the configured backends."""
+    _check_table("race", table, _RACE_KEYS, source)
+    names: list[str] = table.get("backends", list(_RACE_DEFAULT.backends))
+    for name in names:
+        if name not in backends:
+            raise ConfigError(f"{source}: race.backends: {name!r} is not a configured backend")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{source}: race.backends lists a backend twice: {', '.join(names)}")
+    speak: str = table.get("speak", _RACE_DEFAULT.speak)
+    if speak not in RACE_SPEAK_MODES and speak not in backends:
+        raise ConfigError(
+            f'{source}: race.speak must be "leader", "none" or a configured backend, got {speak!r}'
+        )
+    return RaceSettings(backends=tuple(names), speak=speak)
 
 
 def _section(data: dict[str, Any], name: str, source: Path) -> dict[str, Any]:

@@ -138,3 +138,45 @@ def test_missing_key_is_reported_from_the_environment(tmp_path: Path) -> None:
     assert spec.missing_key({}) == "GROQ_API_KEY"
     assert spec.missing_key({"GROQ_API_KEY": "x"}) is None
     assert settings.backends["fast"].missing_key({}) is None
+
+
+def test_race_section_defaults_and_overrides(tmp_path: Path) -> None:
+    defaults = load_settings(write(tmp_path, ""))
+    assert defaults.race.backends == ("fast", "slow")
+    assert defaults.race.speak == "leader"
+
+    settings = load_settings(
+        write(tmp_path, '[race]\nbackends = ["fast", "quick", "medium", "slow"]\nspeak = "slow"\n')
+    )
+    assert settings.race.backends == ("fast", "quick", "medium", "slow")
+    assert settings.race.speak == "slow"
+    assert load_settings(write(tmp_path, '[race]\nspeak = "none"\n')).race.speak == "none"
+
+
+@pytest.mark.parametrize(
+    ("text", "fragments"),
+    [
+        ('[race]\nbackends = ["fast"]\n', ["race.backends", "2 to 4 backend names"]),
+        (
+            '[race]\nbackends = ["fast", "slow", "quick", "medium", "laptop"]\n',
+            ["race.backends", "2 to 4"],
+        ),
+        ('[race]\nbackends = "fast,slow"\n', ["race.backends", "list"]),
+        ('[race]\nbackends = ["fast", "nope"]\n', ["race.backends", "'nope'", "configured"]),
+        ('[race]\nbackends = ["fast", "fast"]\n', ["race.backends", "twice"]),
+        ('[race]\nspeak = "loudest"\n', ["race.speak", "leader", "'loudest'"]),
+        ("[race]\nspeak = 1\n", ["race.speak"]),
+        ("[race]\nlanes = 2\n", ["unknown key race.lanes"]),
+    ],
+)
+def test_race_section_errors_name_the_file_and_the_key(
+    tmp_path: Path, text: str, fragments: list[str]
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as error:
+        load_settings(path)
+    message = str(error.value)
+    assert str(path) in message
+    for fragment in fragments:
+        assert fragment in message
+    assert "\n" not in message

@@ -145,3 +145,90 @@ def test_suggested_prompts(snap_compare) -> None:  # type: ignore[no-untyped-def
 
 def test_help_screen(snap_compare) -> None:  # type: ignore[no-untyped-def]
     assert snap_compare(LatencyApp(offline_settings()), terminal_size=SIZE, press=["f1"])
+
+
+RACE_REPLY = """\
+A wafer-scale chip keeps the whole model in on-chip memory, so each token needs no trip to
+external DRAM. That is why it streams **hundreds of tokens per second** for a single user.
+"""
+
+RACE_LANES = {
+    # name: (TTFT s, decode tok/s, tokens, E2E s)
+    "fast": (0.241, 968.7, 400, 0.65),
+    "quick": (0.302, 249.6, 400, 1.90),
+    "medium": (0.611, 128.9, 400, 3.71),
+    "slow": (0.507, 80.2, 400, 5.49),
+}
+
+
+def _race_curve(ttft: float, rate: float, total: int) -> list[tuple[float, float]]:
+    points = [(0.0, 0.0), (ttft, 0.0)]
+    points.extend((ttft + n / rate, float(n)) for n in range(3, total + 1, 3))
+    return points
+
+
+def _fill_race(names: list[str], *, failed: str | None = None):  # type: ignore[no-untyped-def]
+    """Push a race screen and fill it with fixed figures, replies, curves and outcome."""
+    from demo.core.race import summarize
+    from demo.core.turn import TurnResult
+    from demo.ui.screens.race import RaceScreen
+    from demo.ui.widgets.timeline import Timeline
+
+    async def fill(pilot: Pilot[None]) -> None:
+        app = pilot.app
+        assert isinstance(app, LatencyApp)
+        screen = RaceScreen(app.settings, app.hub, names)
+        await app.push_screen(screen)
+        await pilot.pause()
+        timeline = screen.query_one(Timeline)
+        results = []
+        for pane in screen.panes:
+            name = pane.backend
+            ttft, rate, total, e2e = RACE_LANES[name]
+            pane.transcript.add_prompt("How does a wafer-scale chip stream so fast?", label="you")
+            pane.start_turn(name)
+            pane.transcript.start_reply(label=f"{name} · lab")
+            if name == failed:
+                error = "connection reset by the server mid-reply"
+                figures = metrics(
+                    ttft_s=ttft, decode_tokens_per_s=rate, e2e_s=2.2, output_tokens=137,
+                    error=error, error_kind="network", finish_reason=None,
+                )  # fmt: skip
+                pane.transcript.append(RACE_REPLY[:60])
+                pane.transcript.end_reply(status="error", note=error)
+                timeline.set_curve(name, _race_curve(ttft, rate, 137))
+            else:
+                figures = metrics(
+                    ttft_s=ttft, decode_tokens_per_s=rate, e2e_s=e2e, output_tokens=total
+                )
+                pane.transcript.append(RACE_REPLY)
+                pane.transcript.end_reply(status="done")
+                timeline.set_curve(name, _race_curve(ttft, rate, total))
+            results.append(
+                TurnResult(name, "lab", name, "http://lab/v1", "q", RACE_REPLY, "", figures)
+            )
+            pane.show(PanelFigures(name, figures))
+        screen.show_outcome(summarize(results))
+        await settle_race(pilot, screen)
+
+    return fill
+
+
+async def settle_race(pilot: Pilot[None], screen: object) -> None:
+    from demo.ui.widgets.transcript import Transcript as _Transcript
+
+    transcripts = list(pilot.app.screen.query(_Transcript))
+    async with asyncio.timeout(10):
+        while any(t.is_styling for t in transcripts):
+            await pilot.pause(0.01)
+    await pilot.pause()
+
+
+def test_race_two_panes(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    fill = _fill_race(["fast", "slow"])
+    assert snap_compare(LatencyApp(offline_settings()), terminal_size=SIZE, run_before=fill)
+
+
+def test_race_four_panes(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    fill = _fill_race(["fast", "quick", "medium", "slow"], failed="slow")
+    assert snap_compare(LatencyApp(offline_settings()), terminal_size=SIZE, run_before=fill)

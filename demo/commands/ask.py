@@ -2,6 +2,7 @@
 
 The reply is printed as it arrives, but printing happens on the main thread while the stream is
 read and timestamped on the backend's own thread, so a slow terminal cannot skew the figures.
+With several `--backend`s the prompt races them instead (`demo.commands.race`).
 """
 
 from __future__ import annotations
@@ -23,15 +24,25 @@ from demo.core.turn import Turn, TurnResult
 from demo.core.units import rate, seconds, server_timing, tokens
 
 
+def backend_names(args: argparse.Namespace) -> list[str]:
+    """The `--backend` names given to `ask`, in order (several mean a race)."""
+    value: str | list[str] | None = args.backend
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
 def resolve_spec(settings: AppSettings, args: argparse.Namespace) -> BackendSpec:
     """The backend the command line asks for: a configured one, or an ad-hoc endpoint."""
     from dataclasses import replace
 
-    if args.base_url and not args.backend:
+    names = backend_names(args)
+    name = names[0] if names else None
+    if args.base_url and not name:
         if not args.model:
             raise ConfigError("--base-url needs --model (the model name the server expects)")
         return adhoc_spec(args.base_url, args.model, args.api_key_env)
-    spec = settings.backend(args.backend or settings.default_backend)
+    spec = settings.backend(name or settings.default_backend)
     changes: dict[str, Any] = {}
     if args.base_url:
         changes["base_url"] = args.base_url
@@ -42,7 +53,23 @@ def resolve_spec(settings: AppSettings, args: argparse.Namespace) -> BackendSpec
     return replace(spec, **changes) if changes else spec
 
 
+def read_prompt(args: argparse.Namespace) -> str | None:
+    """The typed prompt (or standard input for `-`); None after saying why there is none."""
+    if args.prompt is None:
+        print("latency-demo: ask needs a prompt (or --mic-file)", file=sys.stderr)
+        return None
+    prompt: str = sys.stdin.read() if args.prompt == "-" else args.prompt
+    if not prompt.strip():
+        print("latency-demo: the prompt is empty", file=sys.stderr)
+        return None
+    return prompt
+
+
 def ask(settings: AppSettings, args: argparse.Namespace) -> int:
+    if len(backend_names(args)) > 1:
+        from demo.commands.race import race
+
+        return race(settings, args)
     if args.mic_file is not None:
         if args.prompt:
             print("latency-demo: give a prompt or --mic-file, not both", file=sys.stderr)
@@ -52,13 +79,10 @@ def ask(settings: AppSettings, args: argparse.Namespace) -> int:
             return 2
         prompt = ""
     else:
-        if args.prompt is None:
-            print("latency-demo: ask needs a prompt (or --mic-file)", file=sys.stderr)
+        typed = read_prompt(args)
+        if typed is None:
             return 2
-        prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
-        if not prompt.strip():
-            print("latency-demo: the prompt is empty", file=sys.stderr)
-            return 2
+        prompt = typed
     spec = resolve_spec(settings, args)
     missing = spec.missing_key()
     if missing:

@@ -14,6 +14,7 @@ from demo.core.conversation import ChatRequest
 from demo.core.events import StreamEvent, VoiceEvent
 from demo.core.metrics import TurnAccumulator, TurnMetrics
 from demo.core.runner import BackendRunner, EventChannel, EventSink, StreamHandle
+from demo.core.throttle import Feel
 from demo.core.voice import VoiceAccumulator, VoiceFigures
 
 
@@ -37,6 +38,8 @@ class Turn:
         """Stage timings when the prompt was spoken (or the reply is spoken), else None."""
         self.events: list[StreamEvent | VoiceEvent] = []
         """Every event of the turn, for whoever records or replays it."""
+        self.shown: TurnAccumulator | None = None
+        """Figures of what was shown, when a feel held the reply back (set by whoever shows it)."""
         self._observers = tuple(observers)
         self._channel: EventChannel | None = None
         self._handle: StreamHandle | None = None
@@ -113,10 +116,15 @@ class Turn:
         )
 
     def voice_figures(self) -> VoiceFigures | None:
+        """Voice stage timings. Under a feel the reply is spoken as it is shown, so the first
+        sentence is timed from the first *shown* token, and the stages add up to what was heard."""
         if self.voice is None:
             return None
         accumulator = self.accumulator
-        return self.voice.figures(t0_ns=accumulator.t0_ns, first_token_ns=accumulator.first_ns)
+        first = accumulator.first_ns
+        if self.shown is not None and self.shown.first_ns is not None:
+            first = self.shown.first_ns
+        return self.voice.figures(t0_ns=accumulator.t0_ns, first_token_ns=first)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,11 +141,36 @@ class TurnResult:
     metrics: TurnMetrics
     request_id: str | None = None
     voice: VoiceFigures | None = None
+    feel: Feel | None = None
+    """How the reply was shown, when a feel was set for its backend."""
+    shown: TurnMetrics | None = None
+    """Figures of what was shown under the feel (the true ones stay in `metrics`)."""
+    shown_text: str | None = None
+    """The text that was shown under the feel; shorter than `text` when cancelled mid-way."""
+
+    @property
+    def kept_text(self) -> str:
+        """What the conversation keeps: the reply as the user saw it."""
+        return self.text if self.shown_text is None else self.shown_text
 
     def as_json(self) -> dict[str, Any]:
-        """The flat JSON object `ask --json` prints, one per turn."""
+        """The flat JSON object `ask --json` prints, one per turn.
+
+        With an active feel, the shown figures are added under `shown_*` keys beside the true
+        ones, which keep their names.
+        """
         m = self.metrics
         voice = self.voice.as_json() if self.voice else {}
+        feel: dict[str, Any] = {}
+        if self.feel is not None and self.feel.active:
+            shown = self.shown
+            feel = {
+                "feel_cap_tokens_per_s": self.feel.max_tokens_per_s,
+                "feel_extra_ttft_s": self.feel.extra_ttft_s,
+                "shown_ttft_s": shown.ttft_s if shown else None,
+                "shown_decode_tokens_per_s": shown.decode_tokens_per_s if shown else None,
+                "shown_e2e_s": shown.e2e_s if shown else None,
+            }
         return {
             "backend": self.backend,
             "kind": self.kind,
@@ -165,4 +198,5 @@ class TurnResult:
             "text": self.text,
             "reasoning": self.reasoning or None,
             **voice,
+            **feel,
         }

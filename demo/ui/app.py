@@ -14,10 +14,14 @@ from textual.screen import Screen
 from demo.backends.hub import BackendHub
 from demo.config import AppSettings
 from demo.core.events import VoiceEvent
+from demo.core.throttle import Feel
 from demo.ui.messages import VoiceLevel, VoiceProblem, VoiceState, VoiceTranscribed
 from demo.ui.screens.chat import ChatScreen
+from demo.ui.screens.feel import FeelDialog, SpeedPicker
 from demo.ui.screens.help import HelpScreen
 from demo.ui.screens.pickers import BackendPicker, PromptPicker
+from demo.ui.screens.race import RaceScreen
+from demo.ui.screens.race_setup import RaceSetup
 
 if TYPE_CHECKING:
     from demo.voice.session import VoiceOptions, VoiceSession
@@ -32,12 +36,15 @@ class LatencyApp(App[None]):
     BINDINGS = [
         Binding("f1", "help", "Help", id="latency.help"),
         Binding("f2", "suggest", "Prompts", id="latency.suggest"),
+        Binding("f3", "race", "Race", id="latency.race"),
         Binding("ctrl+b", "pick_backend", "Backend", id="latency.pick_backend"),
         Binding("ctrl+n", "swap_backend", "Swap", id="latency.swap_backend"),
         Binding("escape", "cancel", "Cancel reply", id="latency.cancel"),
+        Binding("f4", "feel", "Feel", id="latency.feel"),
         Binding("f5", "talk", "Talk", id="latency.talk"),
         Binding("f6", "hands_free", "Hands-free", id="latency.hands_free"),
         Binding("f7", "mute", "Mute", id="latency.mute"),
+        Binding("f8", "replay_speed", "Replay at…", id="latency.replay_speed"),
         Binding("ctrl+l", "clear", "Clear", id="latency.clear"),
         Binding("ctrl+q", "quit", "Quit", id="latency.quit", priority=True),
     ]
@@ -62,12 +69,25 @@ class LatencyApp(App[None]):
         self.backend_name = name
         self.hub = hub or BackendHub(settings.backends, settings.timeouts)
         self._owns_hub = hub is None
+        self.feels: dict[str, Feel] = {}
+        """How each backend's replies are shown (rate cap, extra TTFT); absent shows them as is."""
 
     @property
     def chat(self) -> ChatScreen:
         screen = self.get_screen("chat")
         assert isinstance(screen, ChatScreen)
         return screen
+
+    @property
+    def conversation(self) -> ChatScreen | RaceScreen:
+        """Where prompts, voice, Esc and Ctrl+L go: the race when one is open, else the chat.
+
+        Read from voice threads too; it only reads the screen stack.
+        """
+        for screen in reversed(self.screen_stack):
+            if isinstance(screen, RaceScreen | ChatScreen):
+                return screen
+        return self.chat
 
     def on_mount(self) -> None:
         if self.settings.keys:
@@ -89,22 +109,25 @@ class LatencyApp(App[None]):
             self.hub.close()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        # Without voice in this run, its keys are hidden rather than offered and refused.
+        # Without voice in this run, its keys are hidden rather than offered and refused; a race
+        # has its lanes fixed, so switching the chat's backend is not offered under it.
+        if action in ("pick_backend", "swap_backend", "replay_speed"):
+            return not isinstance(self.screen, RaceScreen)
         return not (action in ("talk", "hands_free", "mute") and self.voice is None)
 
     def action_talk(self) -> None:
-        self.chat.toggle_talk()
+        self.conversation.toggle_talk()
 
     def action_hands_free(self) -> None:
-        self.chat.toggle_hands_free()
+        self.conversation.toggle_hands_free()
 
     def action_mute(self) -> None:
-        self.chat.toggle_mute()
+        self.conversation.toggle_mute()
 
     def action_help(self) -> None:
         rows = [
             (self.get_key_display(active.binding), active.binding.description, active.binding.id)
-            for active in self.chat.active_bindings.values()
+            for active in self.conversation.active_bindings.values()
             if active.binding.id
         ]
         self.push_screen(HelpScreen(rows))
@@ -116,7 +139,7 @@ class LatencyApp(App[None]):
 
         def chosen(prompt: str | None) -> None:
             if prompt:
-                self.chat.submit(prompt)
+                self.conversation.submit(prompt)
 
         self.push_screen(PromptPicker(prompts), chosen)
 
@@ -137,11 +160,64 @@ class LatencyApp(App[None]):
             chat.switch_backend(other)
 
     def action_cancel(self) -> None:
-        if not self.chat.cancel() and self.screen is not self.chat:
+        if not self.conversation.cancel() and self.screen is not self.chat:
             self.pop_screen()
 
     def action_clear(self) -> None:
-        self.chat.clear()
+        self.conversation.clear()
+
+    def action_race(self) -> None:
+        """Pick 2–4 backends, then race them on every prompt (F3 again goes back)."""
+        if self.screen is not self.chat:
+            return  # a dialog is open, or the race screen itself handles F3
+        if self.chat.streaming:
+            self.notify("A reply is still streaming: press Esc to cancel it.", severity="warning")
+            return
+
+        def chosen(names: list[str] | None) -> None:
+            if names:
+                self.chat.stop_speaking()
+                self.push_screen(RaceScreen(self.settings, self.hub, names, self.voice))
+
+        specs = list(self.settings.backends.values())
+        self.push_screen(RaceSetup(specs, self.settings.race.backends), chosen)
+
+    def action_feel(self) -> None:
+        screen = self.screen
+        target: str | None = getattr(screen, "feel_target", None)
+        if target is None:
+            self.notify("No backend here to set a feel for.", severity="warning")
+            return
+
+        def chosen(feel: Feel | None) -> None:
+            if feel is None:
+                return
+            if feel.active:
+                self.feels[target] = feel
+            else:
+                self.feels.pop(target, None)
+            changed = getattr(screen, "feel_changed", None)
+            if changed is not None:
+                changed(target)
+            self.notify(f"{target}: {feel.label()} (from the next reply)")
+
+        self.push_screen(FeelDialog(target, self.feels.get(target, Feel())), chosen)
+
+    def action_replay_speed(self) -> None:
+        screen = self.screen
+        replay = getattr(screen, "replay_last", None)
+        if replay is None:
+            self.notify("Replays run on the chat screen.", severity="warning")
+            return
+        if getattr(screen, "last_reply", None) is None:
+            self.notify("No reply to replay yet: send a prompt first.", severity="warning")
+            return
+
+        def chosen(speed: float | None) -> None:
+            if speed is not None:
+                replay(speed)
+
+        self.push_screen(SpeedPicker(), chosen)
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -155,6 +231,9 @@ class LatencyApp(App[None]):
             "Suggested prompts", "Demo prompts that show latency off", self.action_suggest
         )
         yield SystemCommand(
+            "Race backends…", "One prompt, 2–4 backends at once, side by side", self.action_race
+        )
+        yield SystemCommand(
             "Cancel reply", "Stop the streaming reply, keep the text", self.action_cancel
         )
         yield SystemCommand("Clear conversation", "Forget the history", self.action_clear)
@@ -162,6 +241,14 @@ class LatencyApp(App[None]):
         yield SystemCommand("Talk", "Push-to-talk: press, speak, press again", self.action_talk)
         yield SystemCommand("Hands-free", "Voice activity ends each turn", self.action_hands_free)
         yield SystemCommand("Mute", "Speak replies aloud, or not", self.action_mute)
+        yield SystemCommand(
+            "Feel…", "Cap the shown tokens/s, add time to first token", self.action_feel
+        )
+        yield SystemCommand(
+            "Replay at another speed…",
+            "The last reply again at 20 or 1,000 tokens/s",
+            self.action_replay_speed,
+        )
         for spec in self.settings.backends.values():
             yield SystemCommand(
                 f"Use backend: {spec.name}",
@@ -182,14 +269,15 @@ def _freeze_startup_objects() -> None:
 
 
 class _PostToScreen:
-    """Voice reports, from its threads, turned into messages for the chat screen (thread-safe)."""
+    """Voice reports, from its threads, turned into messages for the conversation screen (the chat,
+    or the race when one is open); thread-safe."""
 
     def __init__(self, app: LatencyApp) -> None:
         self._app = app
 
     def _post(self, message: Message) -> None:
         if self._app.is_running:
-            self._app.chat.post_message(message)
+            self._app.conversation.post_message(message)
 
     def voice_state(self, state: str) -> None:
         self._post(VoiceState(state))

@@ -14,10 +14,12 @@ from textual.widgets import Footer, Input
 
 from demo.backends.base import BackendSpec
 from demo.backends.hub import BackendHub
+from demo.backends.scripted import ScriptedBackend
 from demo.config import AppSettings
-from demo.core.conversation import ChatRequest, Conversation
+from demo.core.conversation import ChatRequest, Conversation, Message
 from demo.core.events import VoiceEvent
-from demo.core.runner import EventSink
+from demo.core.runner import BackendRunner, EventSink
+from demo.core.throttle import Feel
 from demo.core.turn import Turn, TurnResult
 from demo.core.voice import VoiceAccumulator
 from demo.ui.messages import (
@@ -62,7 +64,10 @@ class ChatScreen(Screen[None]):
         self.conversation = Conversation(settings.system_prompt)
         self.previous_backend: str | None = None
         self.turn: Turn | None = None
+        self.pump: ReplyPump | None = None
         self.results: list[TurnResult] = []
+        self.last_reply: TurnResult | None = None
+        """The latest reply of the conversation (not a replay): what F8 replays."""
         self.set_reactive(ChatScreen.backend, backend)
 
     def compose(self) -> ComposeResult:
@@ -80,6 +85,7 @@ class ChatScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one(BackendBar).spec = self.spec
+        self.query_one(BackendBar).feel = self.feel_for(self.backend)
         if self.voice is not None:
             bar = self.query_one(VoiceBar)
             bar.hands_free = self.voice.hands_free
@@ -90,6 +96,21 @@ class ChatScreen(Screen[None]):
     @property
     def spec(self) -> BackendSpec:
         return self.settings.backends[self.backend]
+
+    @property
+    def feel_target(self) -> str:
+        """The backend whose feel F4 sets: the one answering."""
+        return self.backend
+
+    def feel_for(self, backend: str) -> Feel | None:
+        """The feel the app holds for `backend`, if one is set."""
+        feels: dict[str, Feel] = getattr(self.app, "feels", {})
+        return feels.get(backend)
+
+    def feel_changed(self, backend: str) -> None:
+        """A feel was set or cleared: the bar shows it (it applies from the next reply)."""
+        if backend == self.backend:
+            self.query_one(BackendBar).feel = self.feel_for(backend)
 
     def _welcome(self) -> None:
         transcript = self.query_one(Transcript)
@@ -116,6 +137,7 @@ class ChatScreen(Screen[None]):
             return
         self.previous_backend = old or None
         self.query_one(BackendBar).spec = self.spec
+        self.query_one(BackendBar).feel = self.feel_for(new)
         self.query_one(Transcript).add_notice(
             f"Switched to {new} ({self.spec.kind}) — the conversation continues.", level="info"
         )
@@ -160,26 +182,61 @@ class ChatScreen(Screen[None]):
         request = self.conversation.request_for(
             prompt, max_tokens=self.settings.max_tokens, temperature=self.settings.temperature
         )
-        turn = self._new_turn(spec, prompt, request, voice_events)
+        feel = self.feel_for(spec.name)
+        turn, on_shown = self._new_turn(
+            self.hub.runner(spec.name), prompt, request, voice_events, feel
+        )
+        self._run(turn, feel=feel, on_shown=on_shown)
+        return True
+
+    def _run(
+        self,
+        turn: Turn,
+        *,
+        feel: Feel | None = None,
+        on_shown: EventSink | None = None,
+        label: str | None = None,
+        replay: BackendRunner | None = None,
+    ) -> None:
+        """Start `turn` and show it; a replay's own runner is closed once it has been shown."""
         self.turn = turn
         self.streaming = True
         turn.start()
-        pump = ReplyPump(turn, transcript, self.query_one(MetricsPanel), self._finished)
+
+        def finished(result: TurnResult) -> None:
+            if replay is None:
+                self._finished(result)
+            else:
+                self._replayed(result, replay)
+
+        pump = ReplyPump(
+            turn,
+            self.query_one(Transcript),
+            self.query_one(MetricsPanel),
+            finished,
+            feel=feel,
+            on_shown=on_shown,
+            label=label,
+        )
+        self.pump = pump
         self.run_worker(pump.run(), group="turn", exit_on_error=False)
-        return True
 
     def _new_turn(
         self,
-        spec: BackendSpec,
+        runner: BackendRunner,
         prompt: str,
         request: ChatRequest,
         voice_events: Sequence[VoiceEvent],
-    ) -> Turn:
-        """A turn, spoken aloud as it streams when voice is on, with its voice stages kept."""
-        runner = self.hub.runner(spec.name)
+        feel: Feel | None = None,
+    ) -> tuple[Turn, EventSink | None]:
+        """A turn, spoken aloud as it streams when voice is on, with its voice stages kept.
+
+        Returns the turn and, under an active feel, what to hand each *shown* event to: a
+        throttled reply is spoken as it is shown, not as it arrives.
+        """
         speaks = self.voice is not None and not self.voice.muted and self.voice.can_speak
         if not speaks and not voice_events:
-            return Turn(runner, prompt, request)
+            return Turn(runner, prompt, request), None
         cell: list[Turn] = []
 
         def report(event: VoiceEvent) -> None:  # from synthesis and audio threads
@@ -187,21 +244,75 @@ class ChatScreen(Screen[None]):
             self.post_message(VoiceStage())
 
         observers: list[EventSink] = []
+        on_shown: EventSink | None = None
         if self.voice is not None and (speaks or voice_events):
-            observers.append(self.voice.spoken_reply(report).observe)
+            spoken = self.voice.spoken_reply(report).observe
+            if feel is not None and feel.active:
+                on_shown = spoken
+            else:
+                observers.append(spoken)
         turn = Turn(runner, prompt, request, observers=observers, voice=VoiceAccumulator())
         cell.append(turn)
         for event in voice_events:
             turn.add_voice_event(event)
         self.voice_turn = turn
-        return turn
+        return turn, on_shown
 
     def _finished(self, result: TurnResult) -> None:
-        self.conversation.commit(result.prompt, result.text)
+        # Under a feel a cancel cuts the reply where it was shown: that is what was said.
+        self.conversation.commit(result.prompt, result.kept_text)
         self.results.append(result)
+        if result.kept_text:
+            self.last_reply = result
         self.turn = None
+        self.pump = None
         self.streaming = False
         self._show_voice_figures()
+
+    # --- replay --------------------------------------------------------------------------------
+
+    def replay_last(self, tokens_per_s: float) -> bool:
+        """Stream the last reply's text again at `tokens_per_s`, kept out of the history.
+
+        The replay waits as long for its first token as the original did, is spoken like any
+        reply, and its figures are measured like any turn's. False (and a one-line reason) when
+        there is nothing to replay or a reply is still streaming.
+        """
+        original = self.last_reply
+        if original is None:
+            self.notify("No reply to replay yet: send a prompt first.", severity="warning")
+            return False
+        if self.streaming:
+            self.notify("A reply is still streaming: press Esc to cancel it.", severity="warning")
+            return False
+        self.stop_speaking()
+        speed = f"{tokens_per_s:,.0f}" if tokens_per_s >= 10 else f"{tokens_per_s:g}"
+        label = f"replay of {original.backend}'s reply at {speed} tok/s"
+        source = self.settings.backends.get(original.backend)
+        kind = source.kind if source is not None else "lab"
+        spec = BackendSpec(name="replay", kind=kind, model=original.model, description=label)
+        backend = ScriptedBackend(
+            spec,
+            original.kept_text,
+            ttft_s=original.metrics.ttft_s or 0.0,
+            tokens_per_s=tokens_per_s,
+        )
+        runner = BackendRunner(backend)
+        request = ChatRequest(messages=(Message("user", original.prompt),))
+        transcript = self.query_one(Transcript)
+        transcript.add_notice(f"Replaying {original.backend}'s last reply at {speed} tok/s.")
+        turn, on_shown = self._new_turn(runner, original.prompt, request, ())
+        self._run(turn, on_shown=on_shown, label=label, replay=runner)
+        return True
+
+    def _replayed(self, result: TurnResult, runner: BackendRunner) -> None:
+        self.results.append(result)
+        self.turn = None
+        self.pump = None
+        self.streaming = False
+        self._show_voice_figures()
+        # Joining the runner's thread could stall a frame; it is done off the UI loop.
+        self.run_worker(runner.close, thread=True, group="replay-close")
 
     def _show_voice_figures(self) -> None:
         turn = self.voice_turn
@@ -289,7 +400,10 @@ class ChatScreen(Screen[None]):
             self.voice.stop_speaking()
         if self.turn is None:
             return stopped
-        self.turn.cancel()
+        if self.pump is not None:
+            self.pump.cancel()  # also stops showing what a feel still holds back
+        else:
+            self.turn.cancel()
         return True
 
     def clear(self) -> None:
@@ -297,5 +411,6 @@ class ChatScreen(Screen[None]):
             self.notify("Cancel the streaming reply first (Esc).", severity="warning")
             return
         self.conversation.clear()
+        self.last_reply = None
         self.query_one(Transcript).clear()
         self._welcome()

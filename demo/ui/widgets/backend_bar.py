@@ -1,4 +1,7 @@
-"""The strip along the top: which backend is answering, what kind it is, and what it is doing."""
+"""The strip along the top: which backend is answering, what kind it is, and what it is doing.
+
+A feel set for the backend is shown here too, so nobody mistakes a capped reply for the backend's
+real speed."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from demo.backends.base import BackendSpec
+from demo.core.throttle import Feel
 
 _KIND_STYLE = {"lab": "black on #d7af5f", "remote": "black on #5fafd7", "local": "black on #87d787"}
 
@@ -24,6 +28,7 @@ class BackendBar(Static):
 
     spec: reactive[BackendSpec | None] = reactive(None)
     state: reactive[str] = reactive("idle")
+    feel: reactive[Feel | None] = reactive(None)
 
     def render(self) -> Text:
         text = Text.assemble(("Latency Demo", "bold"), "  ")
@@ -39,5 +44,9 @@ class BackendBar(Static):
         missing = spec.missing_key()
         if missing:
             text.append(f"  set {missing} to use this backend", style="bold red")
+        feel = self.feel
+        if feel is not None and feel.active:
+            text.append("  ")
+            text.append(f" feel: {feel.label()} ", style="bold black on #d7875f")
         text.append(f"   {self.state}", style="italic")
         return text

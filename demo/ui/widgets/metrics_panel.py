@@ -11,6 +11,7 @@ from textual.containers import Vertical
 from textual.widgets import Static
 
 from demo.core.metrics import TurnMetrics
+from demo.core.throttle import Feel
 from demo.core.units import rate, seconds, server_timing, tokens
 from demo.core.voice import VoiceFigures
 from demo.ui.widgets.rate_trace import RateTrace
@@ -23,6 +24,36 @@ class PanelFigures:
     backend: str
     metrics: TurnMetrics
     live_rate: float | None = None
+    """Tokens/s over the last second of what is shown (of what arrives, without a feel)."""
+    shown: TurnMetrics | None = None
+    """Figures of what was shown, when a feel held the reply back."""
+    feel: Feel | None = None
+
+    @property
+    def felt(self) -> bool:
+        """True when a feel changed how this turn was shown."""
+        return self.feel is not None and self.feel.active
+
+
+def _status(figures: PanelFigures) -> Text:
+    m = figures.metrics
+    if figures.felt and figures.shown is not None and m.finished and not figures.shown.finished:
+        return Text("showing…", style="dim")
+    if figures.felt and figures.shown is not None and figures.shown.finished:
+        m = figures.shown  # a cancel under a feel cuts what was shown, not what arrived
+    if not m.finished:
+        return Text("streaming…", style="dim")
+    if m.cancelled:
+        return Text("cancelled", style="yellow")
+    if m.error:
+        return Text("error", style="red")
+    return Text("done", style="dim")
+
+
+def _gaps(m: TurnMetrics) -> Text:
+    if m.chunk_gap_p50_s is None:
+        return Text("—")
+    return Text(f"{seconds(m.chunk_gap_p50_s)} / {seconds(m.chunk_gap_p95_s)}")
 
 
 def _row_values(figures: PanelFigures | None) -> list[Text]:
@@ -30,9 +61,6 @@ def _row_values(figures: PanelFigures | None) -> list[Text]:
         return [Text("—", style="dim")] * 8
     m = figures.metrics
     live = figures.live_rate if not m.finished else m.decode_tokens_per_s
-    status = "streaming…"
-    if m.finished:
-        status = "cancelled" if m.cancelled else ("error" if m.error else "done")
     token_style = "" if m.output_tokens_source == "usage" else "italic"
     return [
         Text(figures.backend, style="bold"),
@@ -41,12 +69,31 @@ def _row_values(figures: PanelFigures | None) -> list[Text]:
         Text(rate(m.decode_tokens_per_s) if m.finished else "—", style="bold"),
         Text(tokens(m.output_tokens, m.output_tokens_source), style=token_style),
         Text(seconds(m.e2e_s) if m.finished else "—"),
-        Text(
-            f"{seconds(m.chunk_gap_p50_s)} / {seconds(m.chunk_gap_p95_s)}"
-            if m.chunk_gap_p50_s is not None
-            else "—"
-        ),
-        Text(status, style="red" if m.error else ("yellow" if m.cancelled else "dim")),
+        _gaps(m),
+        _status(figures),
+    ]
+
+
+def _felt_row_values(figures: PanelFigures | None) -> list[Text]:
+    """The rows of `_FELT_LABELS`: true and shown side by side (the same without a feel)."""
+    if figures is None:
+        return [Text("—", style="dim")] * len(_FELT_LABELS)
+    m = figures.metrics
+    s = figures.shown if figures.felt and figures.shown is not None else m
+    live = figures.live_rate if not s.finished else s.decode_tokens_per_s
+    token_style = "" if m.output_tokens_source == "usage" else "italic"
+    return [
+        Text(figures.backend, style="bold"),
+        Text(seconds(m.ttft_s), style="bold"),
+        Text(seconds(s.ttft_s), style="bold"),
+        Text(rate(live)),
+        Text(rate(m.decode_tokens_per_s) if m.finished else "—", style="bold"),
+        Text(rate(s.decode_tokens_per_s) if s.finished else "—", style="bold"),
+        Text(tokens(m.output_tokens, m.output_tokens_source), style=token_style),
+        Text(seconds(m.e2e_s) if m.finished else "—"),
+        Text(seconds(s.e2e_s) if s.finished else "—"),
+        _gaps(m),
+        _status(figures),
     ]
 
 
@@ -63,6 +110,21 @@ _LABELS = (
     "status",
 )
 
+_FELT_LABELS = (
+    "backend",
+    "TTFT (true)",
+    "TTFT (shown)",
+    "live (shown)",
+    "decode (true)",
+    "decode (shown)",
+    "tokens",
+    "E2E (true)",
+    "E2E (shown)",
+    "gap p50/p95",
+    "status",
+)
+"""The rows while a feel is in play: every timing twice, as it arrived and as it was shown."""
+
 
 class MetricsPanel(Vertical):
     """Reads like an instrument: fixed rows, current turn against the previous one."""
@@ -74,6 +136,7 @@ class MetricsPanel(Vertical):
         border-left: vkey $primary 30%;
     }
     MetricsPanel #figures { height: auto; }
+    MetricsPanel #feel { height: auto; color: $warning; }
     MetricsPanel #server { height: auto; color: $text-muted; margin-top: 1; }
     MetricsPanel #voice { height: auto; margin-top: 1; }
     MetricsPanel #spark-label { color: $text-muted; margin-top: 1; }
@@ -87,6 +150,7 @@ class MetricsPanel(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(id="figures")
+        yield Static(id="feel")
         yield Static(id="voice")
         yield Static(id="server")
         yield Static("tokens/s this reply", id="spark-label")
@@ -111,7 +175,8 @@ class MetricsPanel(Vertical):
         """Update the current column; called at most ~10×/s while streaming."""
         self._current = figures
         m = figures.metrics
-        sample = figures.live_rate if not m.finished else m.decode_tokens_per_s
+        traced = figures.shown if figures.felt and figures.shown is not None else m
+        sample = figures.live_rate if not traced.finished else traced.decode_tokens_per_s
         if sample is not None:
             self._trace.append(sample)
             self.query_one(RateTrace).samples = tuple(self._trace)
@@ -151,8 +216,14 @@ class MetricsPanel(Vertical):
         table.add_column(justify="right", no_wrap=True)
         table.add_column(justify="right", no_wrap=True, style="dim")
         table.add_row(Text(""), Text("this turn", style="underline"), Text("previous"))
-        now = _row_values(self._current)
-        before = _row_values(self._previous)
-        for label, current, previous in zip(_LABELS, now, before, strict=True):
-            table.add_row(label, current, previous)
+        current, previous = self._current, self._previous
+        felt = any(f is not None and f.felt for f in (current, previous))
+        labels, values = (_FELT_LABELS, _felt_row_values) if felt else (_LABELS, _row_values)
+        for label, now, before in zip(labels, values(current), values(previous), strict=True):
+            table.add_row(label, now, before)
         self.query_one("#figures", Static).update(table)
+        feel = self.query_one("#feel", Static)
+        feel.display = felt
+        if felt:
+            label = current.feel.label() if current and current.feel and current.felt else "off"
+            feel.update(Text(f"feel: {label}"))

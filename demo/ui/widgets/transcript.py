@@ -320,7 +320,7 @@ class Transcript(ScrollView, can_focus=True):
         moved = self._entries.update(entry.index)
         total = self._entries.height
         if self.virtual_size.height != total:
-            self.virtual_size = Size(self._look.width, total)
+            self._resize_rows(total)
         if first_row is None:
             return
         start = self._entries.start(entry.index)
@@ -330,6 +330,35 @@ class Transcript(ScrollView, can_focus=True):
         first, last = max(start + first_row, top), min(end, top + self.size.height)
         if last > first:
             self.refresh_lines(first, last - first)
+
+    def _resize_rows(self, total: int) -> None:
+        """Make the scrollable area `total` rows tall.
+
+        Setting `virtual_size` asks Textual to lay out the whole screen again, and a reply grows
+        by a row many times a second — with four race panes streaming, those layouts were most of
+        the UI thread. While the vertical scrollbar is shown before and after, nothing outside
+        this widget moves, so only the scrollbar's range and the scroll position are updated, and
+        the view follows the end itself when it was at the end (what anchoring does in a layout).
+        """
+        size = Size(self._look.width, total)
+        visible = self.scrollable_content_region.height
+        if not (
+            self.is_mounted
+            and self.show_vertical_scrollbar
+            and visible > 0
+            and self.virtual_size.height > visible
+            and total > visible
+        ):
+            self.virtual_size = size
+            return
+        following = self.is_anchored and self.scroll_y >= self.max_scroll_y
+        self.set_reactive(Transcript.virtual_size, size)
+        scrollbar = self.vertical_scrollbar
+        scrollbar.window_virtual_size = total
+        scrollbar.refresh()
+        y = self.max_scroll_y if following else self.validate_scroll_y(self.scroll_y)
+        self.set_reactive(Transcript.scroll_target_y, y)
+        self.scroll_y = y
 
     def _queue_styling(self, entry: Entry, blocks: list[BlockPart]) -> None:
         look = self._look
