@@ -34,8 +34,18 @@ from benchmarks.common import (
     summary_table,
 )
 
-BENCHMARKS = ("startup", "ceiling", "keypress", "accuracy", "screen_lag", "race_bench")
-EXTRA_ARGUMENTS = {"race_bench": ["--tui"]}
+BENCHMARKS = (
+    "startup",
+    "ceiling",
+    "keypress",
+    "accuracy",
+    "screen_lag",
+    "race_bench",
+    "record_bench",
+    "replay_bench",
+    "report_bench",
+)
+EXTRA_ARGUMENTS = {"race_bench": ["--tui"], "replay_bench": ["--tui"]}
 """Options a benchmark takes when run from here (the race's four-pane app run is opt-in alone)."""
 BUSY_NEIGHBOUR = 10.0
 """Other processes' CPU (% of a core) above which a run's figures are suspect."""

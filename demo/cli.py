@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from demo import __version__
+from demo.commands.replay import add_replay_parser
 
 if TYPE_CHECKING:
     from demo.config import AppSettings
@@ -34,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
         "--no-voice", action="store_true", help="typed input and silent replies only"
     )
     parser.add_argument("--mute", action="store_true", help="start with spoken replies muted")
+    recording_arguments(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = commands.add_parser(
@@ -71,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
         help="print one JSON object per turn on stdout (a race adds a summary object)",
     )
     _voice_arguments(ask)
+    recording_arguments(ask)
     ask.add_argument(
         "--speak", action="store_true", help="speak the reply through the audio output"
     )
@@ -80,7 +83,86 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "backends", parents=[common], help="list configured backends and their key variables"
     )
+    _bench_parser(commands, common)
+    _report_parsers(commands, common)
+    add_replay_parser(commands, common)
     return parser
+
+
+def _bench_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    """`bench`: many turns per backend, summarised."""
+    bench = commands.add_parser(
+        "bench", parents=[common], help="run many turns per backend and print their statistics"
+    )
+    bench.add_argument(
+        "--backend",
+        action="append",
+        required=True,
+        metavar="NAME",
+        help="a configured backend; repeat to benchmark several, one after another",
+    )
+    bench.add_argument(
+        "--prompts",
+        type=Path,
+        metavar="FILE",
+        help='one prompt per line, or JSON Lines of {"prompt": ...} (default: the lab prompts)',
+    )
+    bench.add_argument(
+        "--runs", type=_positive, default=1, metavar="N", help="times each prompt is sent"
+    )
+    bench.add_argument(
+        "--concurrency",
+        type=_positive,
+        default=1,
+        metavar="C",
+        help="requests in flight per backend (at most 8)",
+    )
+    bench.add_argument("--max-tokens", type=_positive, metavar="M", help="cap each reply's length")
+    bench.add_argument(
+        "--json", action="store_true", help="print one JSON document (statistics and every turn)"
+    )
+    recording_arguments(bench)
+
+
+def recording_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--record PATH` / `--no-record`, for every command that records its turns."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--record",
+        type=Path,
+        metavar="PATH",
+        help="session file to record every turn into (appended to if it exists; "
+        "default: a new file in the user data directory)",
+    )
+    group.add_argument(
+        "--no-record", action="store_true", help="do not record this run's turns to a file"
+    )
+
+
+def _report_parsers(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    """`report` and `export`: what recorded session files hold, as pictures, tables or CSV."""
+    report = commands.add_parser(
+        "report", parents=[common], help="summarise session files, or draw them as HTML or PNG"
+    )
+    report.add_argument("sessions", nargs="+", type=Path, metavar="SESSION", help="session file")
+    report.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="write report.html (self-contained) or report.png instead of printing a summary",
+    )
+    report.add_argument("--force", action="store_true", help="replace --out if it exists")
+    export = commands.add_parser(
+        "export", parents=[common], help="write session files' turns as CSV, one row per turn"
+    )
+    export.add_argument("sessions", nargs="+", type=Path, metavar="SESSION", help="session file")
+    export.add_argument("--csv", action="store_true", required=True, help="CSV (the only format)")
+    export.add_argument("--out", type=Path, metavar="FILE.csv", help="default: standard output")
+    export.add_argument("--force", action="store_true", help="replace --out if it exists")
 
 
 def _voice_arguments(parser: argparse.ArgumentParser) -> None:
@@ -123,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     config: Path | None = getattr(args, "config", None)
     from demo.config import ConfigError, load_settings
+    from demo.sessions.reader import SessionError
 
     try:
         settings = _with_devices(load_settings(config), args)
@@ -142,14 +225,32 @@ def main(argv: list[str] | None = None) -> int:
             from demo.commands.devices import list_devices
 
             return list_devices()
+        if args.command == "bench":
+            from demo.commands.bench import bench
+
+            return bench(settings, args)
+        if args.command == "report":
+            from demo.commands.report import report
+
+            return report(args.sessions, args.out, force=args.force)
+        if args.command == "export":
+            from demo.commands.export import export
+
+            return export(args.sessions, args.out, force=args.force)
+        if args.command == "replay":
+            from demo.commands.replay import replay
+
+            return replay(settings, args)
+        from demo.sessions.recorder import Recorder
         from demo.ui.app import run_tui
         from demo.voice.session import VoiceOptions
 
         voice = None
         if not args.no_voice:
             voice = VoiceOptions(mic_file=args.mic_file, speak=not args.mute)
-        return run_tui(settings, backend=args.backend, voice=voice)
-    except ConfigError as exc:
+        recorder = Recorder.open(args.record, enabled=not args.no_record)
+        return run_tui(settings, backend=args.backend, voice=voice, recorder=recorder)
+    except (ConfigError, SessionError) as exc:
         print(f"latency-demo: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

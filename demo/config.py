@@ -83,11 +83,38 @@ class AppSettings:
     """The user config file these settings come from; it may not exist."""
 
     def backend(self, name: str) -> BackendSpec:
+        """The backend called `name`; `replay:PATH` reads that session file and adds it.
+
+        Raises:
+            ConfigError: no such backend, or a session file that cannot be replayed.
+        """
+        spec = self.backends.get(name)
+        if spec is not None:
+            return spec
+        from demo.backends.replay import REPLAY_PREFIX
+
+        if name.startswith(REPLAY_PREFIX) and len(name) > len(REPLAY_PREFIX):
+            return self._add_replay(name)
+        known = ", ".join(self.backends)
+        raise ConfigError(
+            f"unknown backend {name!r}; configured: {known} (or replay:PATH for a session file)"
+        )
+
+    def _add_replay(self, name: str) -> BackendSpec:
+        """Read the session a `replay:` name points at (once) and keep it as a backend."""
+        from demo.backends.replay import REPLAY_PREFIX, load_replay, replay_spec, session_path
+        from demo.sessions.playback import recorded_turns
+        from demo.sessions.reader import SessionError
+
         try:
-            return self.backends[name]
-        except KeyError:
-            known = ", ".join(self.backends)
-            raise ConfigError(f"unknown backend {name!r}; configured: {known}") from None
+            session = load_replay(session_path(name.removeprefix(REPLAY_PREFIX)))
+        except SessionError as exc:
+            raise ConfigError(str(exc)) from None
+        if not recorded_turns(session)[0]:
+            raise ConfigError(f"{session.path}: no turn in it can be replayed")
+        spec = replay_spec(name, session)
+        self.backends[name] = spec
+        return spec
 
 
 Checker = Callable[[object], bool]

@@ -232,3 +232,21 @@ def test_race_two_panes(snap_compare) -> None:  # type: ignore[no-untyped-def]
 def test_race_four_panes(snap_compare) -> None:  # type: ignore[no-untyped-def]
     fill = _fill_race(["fast", "quick", "medium", "slow"], failed="slow")
     assert snap_compare(LatencyApp(offline_settings()), terminal_size=SIZE, run_before=fill)
+
+
+def test_stats_screen(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    from demo.ui.screens.stats import StatsScreen
+    from tests.support.turn_records import fixed_turn
+
+    records = [
+        fixed_turn("fast", ttft_s=0.24, tokens_per_s=969.0, tokens=600, mode="race"),
+        fixed_turn("slow", ttft_s=0.51, tokens_per_s=80.0, tokens=90, tokens_per_chunk=1),
+        fixed_turn("fast", ttft_s=0.26, tokens_per_s=950.0, tokens=300, prompt="And Wellington?"),
+        fixed_turn("slow", ttft_s=0.49, tokens_per_s=81.0, tokens=90, error_after=12),
+    ]
+
+    async def open_stats(pilot: Pilot[None]) -> None:
+        await pilot.app.push_screen(StatsScreen(records))
+        await pilot.pause()
+
+    assert snap_compare(LatencyApp(offline_settings()), terminal_size=SIZE, run_before=open_stats)

@@ -13,7 +13,7 @@ from typing import Literal, Protocol, runtime_checkable
 from demo.core.conversation import ChatRequest
 from demo.core.events import StreamEvent
 
-BackendKind = Literal["remote", "local", "lab"]
+BackendKind = Literal["remote", "local", "lab", "replay"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """Builds backends from their specs and owns what they share (the embedded lab server).
 
 The UI and the commands ask the hub for a runner by backend name and never learn whether a real
-provider, a local server or the lab is behind it.
+provider, a local server, the lab or a recorded session is behind it.
 """
 
 from __future__ import annotations
@@ -10,11 +10,13 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import httpx
 
 from demo.backends.base import Backend, BackendKind, BackendSpec, Timeouts
 from demo.backends.openai import OpenAIBackend
+from demo.backends.replay import ReplayBackend, is_replay, load_replay, session_path
 from demo.core.conversation import ChatRequest
 from demo.core.events import StreamError, StreamEvent
 from demo.core.runner import BackendRunner
@@ -99,7 +101,22 @@ class BackendHub:
     def add(self, spec: BackendSpec) -> None:
         self.specs[spec.name] = spec
 
+    def attach(self, backend: Backend) -> BackendRunner:
+        """Serve an already-built backend under its spec's name (a replay of part of a session)."""
+        spec = backend.spec
+        self.specs[spec.name] = spec
+        runner = BackendRunner(backend)
+        previous = self._runners.pop(spec.name, None)
+        if previous is not None:
+            previous.close()
+        self._runners[spec.name] = runner
+        return runner
+
     def backend(self, spec: BackendSpec) -> Backend:
+        if is_replay(spec):
+            # The file was read when the name was resolved; unchanged, it is not read again.
+            path = Path(spec.base_url) if spec.base_url else session_path(spec.name)
+            return ReplayBackend(spec, load_replay(path))
         if spec.kind == "lab" and spec.base_url is None:
             return LabBackend(spec, lambda: self.lab, self.timeouts)
         return OpenAIBackend(spec, timeouts=self.timeouts)

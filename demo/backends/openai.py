@@ -88,7 +88,7 @@ class OpenAIBackend:
                 timeout=httpx.Timeout(
                     connect=t.connect_s, read=backstop, write=backstop, pool=t.connect_s
                 ),
-                limits=httpx.Limits(max_connections=8, max_keepalive_connections=4),
+                limits=httpx.Limits(max_connections=8, max_keepalive_connections=8),
             )
         return self._client
 

@@ -6,21 +6,21 @@ produces the same events, so its figures are measured exactly like a real turn's
 timestamped when it is emitted, not when it was due.
 
 The schedule is absolute (piece k is due at t0 + TTFT + k / rate), so sleeping late for one piece
-never slows the rest. A timer cannot wake a thousand times a second reliably, so at high rates
-pieces are sent in groups, each when its last piece is due (the first piece always alone, the
-last group when the last piece is due, so TTFT and the decode span stay exact); a chunk then
-carries several tokens, as a fast provider's chunks do. A wake-up that comes late sends every
-piece due by then.
+never slows the rest (`demo.backends.pacing`, shared with the replay backend). A timer cannot wake
+a thousand times a second reliably, so at high rates pieces are sent in groups, each when its last
+piece is due (the first piece always alone, the last group when the last piece is due, so TTFT and
+the decode span stay exact); a chunk then carries several tokens, as a fast provider's chunks do.
+A wake-up that comes late sends every piece due by then.
 """
 
 from __future__ import annotations
 
-import asyncio
-import math
+import contextlib
 import time
 from collections.abc import AsyncIterator
 
 from demo.backends.base import BackendSpec
+from demo.backends.pacing import paced
 from demo.core.conversation import ChatRequest
 from demo.core.events import (
     ContentChunk,
@@ -71,21 +71,12 @@ class ScriptedBackend:
         yield RequestSent(t0, self._spec.name, self._spec.model, self.base_url, params)
         yield ResponseStarted(now(), 200, "text/event-stream")
         pieces = self._pieces
-        count = len(pieces)
-        start = t0 + self._ttft_ns
         period = self._period_ns
-        group = max(1, math.ceil(MIN_WAKE_S * 1e9 / period))
-        sent = 0
-        while sent < count:
-            last = sent if sent == 0 else min(sent + group, count) - 1
-            delay = (start + last * period - now()) / 1e9
-            if delay > 0:
-                await asyncio.sleep(delay)
-            t_ns = now()
-            # Every piece whose time has come goes in this chunk.
-            ready = max(last + 1, min(count, int((t_ns - start) / period) + 1))
-            yield ContentChunk(t_ns, text="".join(pieces[sent:ready]))
-            sent = ready
+        due = [round(k * period) for k in range(len(pieces))]
+        releases = paced(due, t0 + self._ttft_ns, min_wake_ns=round(MIN_WAKE_S * 1e9))
+        async with contextlib.aclosing(releases):
+            async for first, stop, t_ns in releases:
+                yield ContentChunk(t_ns, text="".join(pieces[first:stop]))
         end = now()
         yield Usage(end, prompt_tokens=None, completion_tokens=len(pieces))
         yield StreamDone(end, "stop")

@@ -22,6 +22,7 @@ from demo.core.conversation import Conversation
 from demo.core.events import ContentChunk, StreamWarning
 from demo.core.turn import Turn, TurnResult
 from demo.core.units import rate, seconds, server_timing, tokens
+from demo.sessions.recorder import Recorder
 
 
 def backend_names(args: argparse.Namespace) -> list[str]:
@@ -65,6 +66,18 @@ def read_prompt(args: argparse.Namespace) -> str | None:
     return prompt
 
 
+def open_recorder(args: argparse.Namespace, prefix: str = "ask") -> Recorder:
+    """The session file `--record`/`--no-record` ask for; its path is told on a terminal.
+
+    Raises:
+        SessionError: the file cannot be used (the command line reports it, exit 2).
+    """
+    recorder = Recorder.open(args.record, enabled=not args.no_record, prefix=prefix)
+    if recorder.path is not None and sys.stderr.isatty():
+        print(f"recording to {recorder.path}", file=sys.stderr)
+    return recorder
+
+
 def ask(settings: AppSettings, args: argparse.Namespace) -> int:
     if len(backend_names(args)) > 1:
         from demo.commands.race import race
@@ -91,17 +104,19 @@ def ask(settings: AppSettings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    recorder = open_recorder(args)
     hub = BackendHub({spec.name: spec}, settings.timeouts)
     hub.warm_up(spec.name)
     try:
         if args.mic_file is not None:
             from demo.commands.voice_turn import ask_by_voice
 
-            results = asyncio.run(ask_by_voice(hub, settings, spec, args))
+            results = asyncio.run(ask_by_voice(hub, settings, spec, args, recorder))
         else:
-            results = asyncio.run(_ask(hub, settings, spec, prompt, args))
+            results = asyncio.run(_ask(hub, settings, spec, prompt, args, recorder))
     finally:
         hub.close()
+        recorder.close()
     if not results:
         return 2
     return 1 if any(r.metrics.error or r.metrics.cancelled for r in results) else 0
@@ -113,6 +128,7 @@ async def _ask(
     spec: BackendSpec,
     prompt: str,
     args: argparse.Namespace,
+    recorder: Recorder,
 ) -> list[TurnResult]:
     runner = hub.runner(spec.name)
     loop = asyncio.get_running_loop()
@@ -133,6 +149,7 @@ async def _ask(
             with contextlib.suppress(NotImplementedError):
                 loop.remove_signal_handler(signal.SIGINT)
         results.append(result)
+        recorder.record(turn, result)
         report(result, args.json)
         if result.metrics.cancelled:
             break

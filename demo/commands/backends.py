@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from demo.config import AppSettings
+from demo.core.units import public_url
 
 
 def list_backends(settings: AppSettings) -> int:
@@ -14,7 +15,7 @@ def list_backends(settings: AppSettings) -> int:
             key = f"{spec.api_key_env} {'set' if os.environ.get(spec.api_key_env) else 'NOT SET'}"
         else:
             key = "no key needed"
-        url = spec.base_url or "embedded lab server"
+        url = public_url(spec.base_url) if spec.base_url else "embedded lab server"
         rows.append((spec.name, spec.kind, spec.model, url, key))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:

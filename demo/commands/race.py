@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TextIO
 
 from demo.backends.hub import BackendHub
-from demo.commands.ask import _print_figures, backend_names, read_prompt
+from demo.commands.ask import _print_figures, backend_names, open_recorder, read_prompt
 from demo.config import RACE_MAX_LANES, AppSettings
 from demo.core.events import StreamWarning
 from demo.core.race import Race, RaceSummary, summarize
@@ -27,6 +27,7 @@ from demo.core.runner import BackendRunner
 from demo.core.turn import Turn, TurnResult
 from demo.core.units import rate, seconds
 from demo.lab.process import LabServerError
+from demo.sessions.recorder import Recorder
 
 STATUS_INTERVAL_S = 0.1
 """How often the live status lines are redrawn: often enough to look live, rarely enough to cost
@@ -98,7 +99,11 @@ def race(settings: AppSettings, args: argparse.Namespace) -> int:
             # A lab that fails to start is reported by each of its lanes, as in a single ask.
             with contextlib.suppress(LabServerError):
                 hub.lab.wait_ready()
-        results = asyncio.run(_races(runners, settings, prompt, args))
+        recorder = open_recorder(args)
+        try:
+            results = asyncio.run(_races(runners, settings, prompt, args, recorder))
+        finally:
+            recorder.close()
     finally:
         hub.close()
     return 1 if any(_status(result) != "done" for result in results) else 0
@@ -109,6 +114,7 @@ async def _races(
     settings: AppSettings,
     prompt: str,
     args: argparse.Namespace,
+    recorder: Recorder,
 ) -> list[TurnResult]:
     results: list[TurnResult] = []
     max_tokens = args.max_tokens or settings.max_tokens
@@ -126,7 +132,10 @@ async def _races(
                 on_finished=printer.lane,
                 status_out=status_out,
             )
-        printer.summary(outcome, summarize(outcome))
+        summary = summarize(outcome)
+        printer.summary(outcome, summary)
+        turns = {lane.name: lane.turn for lane in lanes.lanes if lane.turn is not None}
+        recorder.record_race(turns, {r.backend: r for r in outcome}, summary, number)
         results.extend(outcome)
         if any(result.metrics.cancelled for result in outcome):
             break

@@ -21,6 +21,7 @@ from demo.core.conversation import Conversation
 from demo.core.events import VoiceEvent
 from demo.core.turn import Turn, TurnResult
 from demo.core.voice import VoiceAccumulator
+from demo.sessions.recorder import Recorder
 from demo.voice.session import VoiceOptions, VoiceSession
 
 _LOAD_TIMEOUT_S = 120.0
@@ -50,7 +51,11 @@ class _Collector:
 
 
 async def ask_by_voice(
-    hub: BackendHub, settings: AppSettings, spec: BackendSpec, args: argparse.Namespace
+    hub: BackendHub,
+    settings: AppSettings,
+    spec: BackendSpec,
+    args: argparse.Namespace,
+    recorder: Recorder | None = None,
 ) -> list[TurnResult]:
     collector = _Collector()
     # A recording ends by itself, so voice activity (or its end) closes the turn.
@@ -72,7 +77,9 @@ async def ask_by_voice(
         if not collector.text:
             print("latency-demo: heard no speech in the recording", file=sys.stderr)
             return []
-        result = await _reply(hub, settings, spec, session, collector, args)
+        turn, result = await _reply(hub, settings, spec, session, collector, args)
+        if recorder is not None:
+            recorder.record(turn, result, mode="voice")
         report(result, args.json)
         return [result]
     finally:
@@ -86,7 +93,7 @@ async def _reply(
     session: VoiceSession,
     collector: _Collector,
     args: argparse.Namespace,
-) -> TurnResult:
+) -> tuple[Turn, TurnResult]:
     prompt = collector.text
     if not args.json:
         print(f"you said: {prompt}", file=sys.stderr)
@@ -110,4 +117,4 @@ async def _reply(
     if args.speak:
         await asyncio.to_thread(session.wait_spoken, spoken, _SPEAK_TIMEOUT_S)
         result = turn.result()
-    return result
+    return turn, result

@@ -15,6 +15,7 @@ from demo.core.events import StreamEvent, VoiceEvent
 from demo.core.metrics import TurnAccumulator, TurnMetrics
 from demo.core.runner import BackendRunner, EventChannel, EventSink, StreamHandle
 from demo.core.throttle import Feel
+from demo.core.units import public_url
 from demo.core.voice import VoiceAccumulator, VoiceFigures
 
 
@@ -106,7 +107,7 @@ class Turn:
             backend=backend.spec.name,
             kind=backend.spec.kind,
             model=backend.spec.model,
-            base_url=backend.base_url,
+            base_url=public_url(backend.base_url),
             prompt=self.prompt,
             text=self.accumulator.text,
             reasoning=self.accumulator.reasoning,

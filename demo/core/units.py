@@ -37,3 +37,21 @@ def server_timing(timing: dict[str, object]) -> str:
         else:
             parts.append(f"{key.removesuffix('_s')} {seconds(float(value))}")
     return f"{timing.get('provider', 'server')}: {', '.join(parts)}"
+
+
+def public_url(url: str) -> str:
+    """A URL fit to show or store: without user-info, query or fragment, which can hold keys."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:  # not a URL anyone could use: keep nothing of it
+        return "(invalid URL)"
+    if not parts.scheme and not host:
+        return url.split("?", 1)[0].split("#", 1)[0].rsplit("@", 1)[-1]
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{port}" if port is not None else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))

@@ -12,9 +12,11 @@ from textual.message import Message
 from textual.screen import Screen
 
 from demo.backends.hub import BackendHub
-from demo.config import AppSettings
+from demo.backends.replay import with_recent
+from demo.config import AppSettings, ConfigError
 from demo.core.events import VoiceEvent
 from demo.core.throttle import Feel
+from demo.sessions.recorder import Recorder
 from demo.ui.messages import VoiceLevel, VoiceProblem, VoiceState, VoiceTranscribed
 from demo.ui.screens.chat import ChatScreen
 from demo.ui.screens.feel import FeelDialog, SpeedPicker
@@ -46,6 +48,7 @@ class LatencyApp(App[None]):
         Binding("f7", "mute", "Mute", id="latency.mute"),
         Binding("f8", "replay_speed", "Replay at…", id="latency.replay_speed"),
         Binding("ctrl+l", "clear", "Clear", id="latency.clear"),
+        Binding("ctrl+t", "stats", "Stats", id="latency.stats"),
         Binding("ctrl+q", "quit", "Quit", id="latency.quit", priority=True),
     ]
 
@@ -56,9 +59,12 @@ class LatencyApp(App[None]):
         backend: str | None = None,
         hub: BackendHub | None = None,
         voice: VoiceOptions | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
+        self.recorder = recorder or Recorder()
+        """Every finished turn goes here (to a session file, or only kept for the stats)."""
         self.voice: VoiceSession | None = None
         if voice is not None:
             from demo.voice.session import VoiceSession
@@ -145,11 +151,22 @@ class LatencyApp(App[None]):
 
     def action_pick_backend(self) -> None:
         def chosen(name: str | None) -> None:
-            if name:
+            if name and self.use_backends([name]):
                 self.chat.switch_backend(name)
 
-        specs = list(self.settings.backends.values())
+        specs = with_recent(self.settings.backends.values())
         self.push_screen(BackendPicker(specs, current=self.chat.backend), chosen)
+
+    def use_backends(self, names: list[str]) -> bool:
+        """Make each name usable (a `replay:` session file is read now); False after a notice."""
+        try:
+            for name in names:
+                if name not in self.hub.specs:
+                    self.hub.add(self.settings.backend(name))
+        except ConfigError as exc:
+            self.notify(str(exc), severity="error")
+            return False
+        return True
 
     def action_swap_backend(self) -> None:
         chat = self.chat
@@ -175,12 +192,20 @@ class LatencyApp(App[None]):
             return
 
         def chosen(names: list[str] | None) -> None:
-            if names:
+            if names and self.use_backends(names):
                 self.chat.stop_speaking()
                 self.push_screen(RaceScreen(self.settings, self.hub, names, self.voice))
 
-        specs = list(self.settings.backends.values())
+        specs = with_recent(self.settings.backends.values())
         self.push_screen(RaceSetup(specs, self.settings.race.backends), chosen)
+
+    def action_stats(self) -> None:
+        """This session's figures so far: per backend, a chart, every turn."""
+        from demo.ui.screens.stats import StatsScreen
+
+        if isinstance(self.screen, StatsScreen):
+            return
+        self.push_screen(StatsScreen(self.recorder.records()))
 
     def action_feel(self) -> None:
         screen = self.screen
@@ -237,6 +262,9 @@ class LatencyApp(App[None]):
             "Cancel reply", "Stop the streaming reply, keep the text", self.action_cancel
         )
         yield SystemCommand("Clear conversation", "Forget the history", self.action_clear)
+        yield SystemCommand(
+            "Session stats", "Figures of every turn so far, per backend", self.action_stats
+        )
         yield SystemCommand("Help", "Keys and what the figures mean", self.action_help)
         yield SystemCommand("Talk", "Push-to-talk: press, speak, press again", self.action_talk)
         yield SystemCommand("Hands-free", "Voice activity ends each turn", self.action_hands_free)
@@ -293,9 +321,15 @@ class _PostToScreen:
 
 
 def run_tui(
-    settings: AppSettings, backend: str | None = None, voice: VoiceOptions | None = None
+    settings: AppSettings,
+    backend: str | None = None,
+    voice: VoiceOptions | None = None,
+    recorder: Recorder | None = None,
 ) -> int:
     """Run the app until the user quits; the exit code for the console script."""
-    app = LatencyApp(settings, backend=backend, voice=voice)
-    app.run()
+    app = LatencyApp(settings, backend=backend, voice=voice, recorder=recorder)
+    try:
+        app.run()
+    finally:
+        app.recorder.close()
     return app.return_code or 0

@@ -31,7 +31,6 @@ from demo.ui.widgets.transcript import Transcript
 
 FRAME_S = 1 / 30
 METRICS_S = 0.1
-_FRAME_NS = round(FRAME_S * 1e9)
 
 
 class FiguresView(Protocol):
@@ -53,6 +52,8 @@ class ReplyPump:
         feel: how to show it; None or an inactive feel shows it as it arrives, at no extra cost.
         on_shown: called on this loop with every event as it is shown, only under an active feel.
         label: the reply's heading in the transcript; `backend · kind` by default.
+        frame_s: how often buffered text is flushed to the transcript (a race with several
+            panes streaming at once flushes each less often, so the screen's total stays put).
     """
 
     def __init__(
@@ -65,6 +66,7 @@ class ReplyPump:
         feel: Feel | None = None,
         on_shown: EventSink | None = None,
         label: str | None = None,
+        frame_s: float = FRAME_S,
     ) -> None:
         self.turn = turn
         self._transcript = transcript
@@ -74,6 +76,8 @@ class ReplyPump:
         self._reasoning: list[str] = []
         self._warned = False
         self._label = label
+        self._frame_s = frame_s
+        self._frame_ns = round(frame_s * 1e9)
         self.throttle: Throttle | None = None
         """Holds the reply back when a feel is active; None shows it as it arrives."""
         if feel is not None and feel.active:
@@ -107,7 +111,7 @@ class ReplyPump:
         owner: Widget = self._transcript
         self._panel.start_turn(turn.backend_name)
         self._transcript.start_reply(label=self._heading())
-        frame: Timer = owner.set_interval(FRAME_S, self._flush)
+        frame: Timer = owner.set_interval(self._frame_s, self._flush)
         figures: Timer = owner.set_interval(METRICS_S, self._refresh_figures)
         shown_first = False
         try:
@@ -159,7 +163,7 @@ class ReplyPump:
                 if throttle.done:
                     break
                 if (self._text or self._reasoning) and (
-                    not shown_first or now - flushed_ns >= _FRAME_NS
+                    not shown_first or now - flushed_ns >= self._frame_ns
                 ):
                     self._flush()
                     flushed_ns = now
@@ -174,7 +178,7 @@ class ReplyPump:
                     await wake.wait()
                     continue
                 if shown_first:
-                    due = max(due, flushed_ns + _FRAME_NS)
+                    due = max(due, flushed_ns + self._frame_ns)
                     end = throttle.end_ns
                     if end is not None:
                         due = min(due, end)

@@ -9,7 +9,6 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.reactive import reactive
-from textual.screen import Screen
 from textual.widgets import Footer, Input
 
 from demo.backends.base import BackendSpec
@@ -23,26 +22,26 @@ from demo.core.throttle import Feel
 from demo.core.turn import Turn, TurnResult
 from demo.core.voice import VoiceAccumulator
 from demo.ui.messages import (
-    VoiceLevel,
     VoiceProblem,
     VoiceStage,
-    VoiceState,
     VoiceTranscribed,
 )
 from demo.ui.pump import ReplyPump
+from demo.ui.screens.voice_controls import VoiceControls
 from demo.ui.widgets.backend_bar import BackendBar
 from demo.ui.widgets.metrics_panel import MetricsPanel
 from demo.ui.widgets.transcript import Transcript
 from demo.ui.widgets.voice_bar import VoiceBar
 
 if TYPE_CHECKING:
+    from demo.sessions.recorder import Recorder
     from demo.voice.session import VoiceSession
 
 PROMPT_PREVIEW_CHARS = 2_000
 """Longer prompts are sent whole but shown shortened, so a paste never floods the view."""
 
 
-class ChatScreen(Screen[None]):
+class ChatScreen(VoiceControls):
     """One conversation, continued on whichever backend is active."""
 
     backend: reactive[str] = reactive("")
@@ -92,6 +91,12 @@ class ChatScreen(Screen[None]):
             bar.muted = self.voice.muted
         self.query_one("#prompt", Input).focus()
         self._welcome()
+        recorder: Recorder | None = getattr(self.app, "recorder", None)
+        if recorder is not None and recorder.path is not None:
+            self.query_one(Transcript).add_notice(
+                f"Recording this session to {recorder.path} (--no-record turns this off).",
+                level="info",
+            )
 
     @property
     def spec(self) -> BackendSpec:
@@ -204,6 +209,7 @@ class ChatScreen(Screen[None]):
         turn.start()
 
         def finished(result: TurnResult) -> None:
+            self._record(turn, result, replay=replay is not None)
             if replay is None:
                 self._finished(result)
             else:
@@ -257,6 +263,16 @@ class ChatScreen(Screen[None]):
             turn.add_voice_event(event)
         self.voice_turn = turn
         return turn, on_shown
+
+    def _record(self, turn: Turn, result: TurnResult, *, replay: bool) -> None:
+        """Hand the finished turn to the app's recorder (built and written off this loop)."""
+        recorder: Recorder | None = getattr(self.app, "recorder", None)
+        if recorder is None:
+            return
+        spoken = turn.voice is not None and turn.voice.transcript is not None
+        recorder.record(turn, result, mode="replay" if replay else ("voice" if spoken else "typed"))
+        if error := recorder.take_error():
+            self.query_one(Transcript).add_notice(error, level="warning")
 
     def _finished(self, result: TurnResult) -> None:
         # Under a feel a cancel cuts the reply where it was shown: that is what was said.
@@ -321,25 +337,8 @@ class ChatScreen(Screen[None]):
 
     # --- voice ---------------------------------------------------------------------------------
 
-    def stop_speaking(self) -> None:
-        if self.voice is not None:
-            self.voice.stop_speaking()
-
     def on_voice_stage(self, _: VoiceStage) -> None:
         self._show_voice_figures()
-
-    def on_voice_state(self, message: VoiceState) -> None:
-        if self.voice is not None:
-            bar = self.query_one(VoiceBar)
-            bar.state = message.state
-            bar.listening = self.voice.listening
-            if self.voice.wait_loaded(0):
-                bar.can_speak = self.voice.can_speak
-
-    def on_voice_level(self, message: VoiceLevel) -> None:
-        bar = self.query_one(VoiceBar)
-        bar.level_dbfs = message.dbfs
-        bar.speaking = message.speaking
 
     def on_voice_problem(self, message: VoiceProblem) -> None:
         self.query_one(Transcript).add_notice(message.text, level="warning")
@@ -358,35 +357,6 @@ class ChatScreen(Screen[None]):
         # Straight to the conversation (not through the input field, whose change would count as
         # typing and interrupt the reply about to be spoken).
         self.submit(message.text, message.events)
-
-    def toggle_talk(self) -> None:
-        if self.voice is None:
-            self.notify("Voice is off in this run.", severity="warning")
-            return
-        self.voice.toggle_talk()
-        self.query_one(VoiceBar).listening = self.voice.listening
-
-    def toggle_hands_free(self) -> None:
-        if self.voice is None:
-            self.notify("Voice is off in this run.", severity="warning")
-            return
-        voice = self.voice
-        if voice.listening:
-            voice.stop_listening(submit=False)
-        voice.hands_free = not voice.hands_free
-        self.query_one(VoiceBar).hands_free = voice.hands_free
-        if voice.hands_free:
-            voice.listen()
-        self.query_one(VoiceBar).listening = voice.listening
-
-    def toggle_mute(self) -> None:
-        if self.voice is None:
-            self.notify("Voice is off in this run.", severity="warning")
-            return
-        self.voice.muted = not self.voice.muted
-        if self.voice.muted:
-            self.voice.stop_speaking()
-        self.query_one(VoiceBar).muted = self.voice.muted
 
     def cancel(self) -> bool:
         """Stop the streaming reply (the partial text stays) and any speech or listening.

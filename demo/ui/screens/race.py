@@ -20,7 +20,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid
 from textual.reactive import reactive
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input, Static
 
@@ -33,19 +32,19 @@ from demo.core.throttle import Feel
 from demo.core.turn import Turn, TurnResult
 from demo.core.units import seconds
 from demo.ui.messages import (
-    VoiceLevel,
     VoiceProblem,
     VoiceStage,
-    VoiceState,
     VoiceTranscribed,
 )
-from demo.ui.pump import ReplyPump
+from demo.ui.pump import FRAME_S, ReplyPump
 from demo.ui.screens.chat import PROMPT_PREVIEW_CHARS
+from demo.ui.screens.voice_controls import VoiceControls
 from demo.ui.widgets.race_pane import RacePane
 from demo.ui.widgets.timeline import Timeline, arrival_curve, lane_colour
 from demo.ui.widgets.voice_bar import VoiceBar
 
 if TYPE_CHECKING:
+    from demo.sessions.recorder import Recorder
     from demo.voice.session import VoiceSession
 
 SAMPLE_S = 0.1
@@ -55,6 +54,11 @@ HINT = (
     "Type a prompt: every lane gets it at the same instant and keeps its own history. "
     "Esc cancels all · Ctrl+L clears · F3 back to the chat"
 )
+
+
+PANE_FRAMES_S = 1 / 60
+"""Text flushes per second the race's panes share: each of four panes updates 15 times a second,
+two panes 30 — every pane repaints whole as it scrolls, and painting is most of the UI's work."""
 
 
 class SpokenLane:
@@ -98,7 +102,7 @@ class SpokenLane:
         return self.turns.get(self.chosen) if self.chosen is not None else None
 
 
-class RaceScreen(Screen[None]):
+class RaceScreen(VoiceControls):
     """Two to four lanes racing on the same prompts; follow-ups continue every lane's history."""
 
     BINDINGS = [
@@ -289,7 +293,13 @@ class RaceScreen(Screen[None]):
         if feel is not None and self.spoken is not None:
             on_shown = self.spoken.observer(lane.name)
         return ReplyPump(
-            turn, pane.transcript, pane, self._lane_finished, feel=feel, on_shown=on_shown
+            turn,
+            pane.transcript,
+            pane,
+            self._lane_finished,
+            feel=feel,
+            on_shown=on_shown,
+            frame_s=max(FRAME_S, len(self.race.lanes) * PANE_FRAMES_S),
         )
 
     def _sample(self) -> None:
@@ -335,7 +345,19 @@ class RaceScreen(Screen[None]):
             self._sampler = None
         self.races += 1
         self.racing = False
-        self.show_outcome(summarize([self.results[name] for name in self.race.names]))
+        summary = summarize([self.results[name] for name in self.race.names])
+        self.show_outcome(summary)
+        self._record(summary)
+
+    def _record(self, summary: RaceSummary) -> None:
+        """Every lane's turn, with the race it ran in and its place, to the app's recorder."""
+        recorder: Recorder | None = getattr(self.app, "recorder", None)
+        if recorder is None:
+            return
+        turns = {name: self._turns[name] for name in self.race.names}
+        recorder.record_race(turns, self.results, summary, self.races)
+        if error := recorder.take_error():
+            self.notify(error, severity="warning")
 
     def show_outcome(self, summary: RaceSummary) -> None:
         """Show how a race ended: each pane's place, the finish order and the ratios."""
@@ -473,27 +495,9 @@ class RaceScreen(Screen[None]):
         spoken.speak = voice.spoken_reply(report).observe
         return spoken
 
-    def stop_speaking(self) -> None:
-        if self.voice is not None:
-            self.voice.stop_speaking()
-
     def on_voice_stage(self, _: VoiceStage) -> None:
         if self.summary is not None:
             self._show_summary()
-
-    def on_voice_state(self, message: VoiceState) -> None:
-        if self.voice is not None:
-            bar = self.query_one(VoiceBar)
-            bar.state = message.state
-            bar.listening = self.voice.listening
-            if self.voice.wait_loaded(0):
-                bar.can_speak = self.voice.can_speak
-
-    def on_voice_level(self, message: VoiceLevel) -> None:
-        if self.voice is not None:
-            bar = self.query_one(VoiceBar)
-            bar.level_dbfs = message.dbfs
-            bar.speaking = message.speaking
 
     def on_voice_problem(self, message: VoiceProblem) -> None:
         self.notify(message.text, severity="warning")
@@ -510,32 +514,3 @@ class RaceScreen(Screen[None]):
             self.query_one("#prompt", Input).value = message.text
             return
         self.submit(message.text, message.events)
-
-    def toggle_talk(self) -> None:
-        if self.voice is None:
-            self.notify("Voice is off in this run.", severity="warning")
-            return
-        self.voice.toggle_talk()
-        self.query_one(VoiceBar).listening = self.voice.listening
-
-    def toggle_hands_free(self) -> None:
-        if self.voice is None:
-            self.notify("Voice is off in this run.", severity="warning")
-            return
-        voice = self.voice
-        if voice.listening:
-            voice.stop_listening(submit=False)
-        voice.hands_free = not voice.hands_free
-        self.query_one(VoiceBar).hands_free = voice.hands_free
-        if voice.hands_free:
-            voice.listen()
-        self.query_one(VoiceBar).listening = voice.listening
-
-    def toggle_mute(self) -> None:
-        if self.voice is None:
-            self.notify("Voice is off in this run.", severity="warning")
-            return
-        self.voice.muted = not self.voice.muted
-        if self.voice.muted:
-            self.voice.stop_speaking()
-        self.query_one(VoiceBar).muted = self.voice.muted

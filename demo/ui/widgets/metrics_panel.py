@@ -1,4 +1,8 @@
-"""The instrument panel: this turn's figures beside the previous turn's, and a speed trace."""
+"""The instrument panel: this turn's figures beside the previous turn's, and a speed trace.
+
+When a recorded turn is replayed, the right-hand column shows the figures it was recorded with
+instead, so the re-measured figures can be read against them row by row.
+"""
 
 from __future__ import annotations
 
@@ -146,6 +150,8 @@ class MetricsPanel(Vertical):
         super().__init__(id=id)
         self._current: PanelFigures | None = None
         self._previous: PanelFigures | None = None
+        self._reference: PanelFigures | None = None
+        self._reference_label = "recorded"
         self._trace: list[float] = []
 
     def compose(self) -> ComposeResult:
@@ -169,6 +175,18 @@ class MetricsPanel(Vertical):
         self.query_one(RateTrace).samples = ()
         self.query_one("#server", Static).update("")
         self.show_voice(None)
+        self._render_table()
+
+    def compare_with(self, figures: PanelFigures | None, label: str = "recorded") -> None:
+        """Show `figures` in the right-hand column instead of the previous turn's.
+
+        Args:
+            figures: What to read this turn against (a replayed turn's recorded figures);
+                None goes back to showing the previous turn.
+            label: The column's heading.
+        """
+        self._reference = figures
+        self._reference_label = label
         self._render_table()
 
     def show(self, figures: PanelFigures) -> None:
@@ -215,8 +233,11 @@ class MetricsPanel(Vertical):
         table.add_column(style="dim", no_wrap=True)
         table.add_column(justify="right", no_wrap=True)
         table.add_column(justify="right", no_wrap=True, style="dim")
-        table.add_row(Text(""), Text("this turn", style="underline"), Text("previous"))
         current, previous = self._current, self._previous
+        heading = "previous"
+        if self._reference is not None:
+            previous, heading = self._reference, self._reference_label
+        table.add_row(Text(""), Text("this turn", style="underline"), Text(heading))
         felt = any(f is not None and f.felt for f in (current, previous))
         labels, values = (_FELT_LABELS, _felt_row_values) if felt else (_LABELS, _row_values)
         for label, now, before in zip(labels, values(current), values(previous), strict=True):

@@ -1,0 +1,1 @@
+"""Session files: recording every turn, loading it back, and what is built on them."""
