@@ -6,6 +6,7 @@ import random
 import time
 from collections.abc import Callable
 
+import pytest
 from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
@@ -13,6 +14,7 @@ from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 from textual.strip import Strip
 
+from demo.ui.widgets import transcript as transcript_module
 from demo.ui.widgets._transcript_parts import Look, Stack
 from demo.ui.widgets.transcript import Transcript
 
@@ -140,9 +142,9 @@ async def test_the_end_of_a_reply_renders_its_last_block_as_markdown() -> None:
         transcript = app.query_one(Transcript)
         transcript.start_reply(label="fast")
         transcript.append("## Heading\n\n- one\n- two\n\n```python\nx = 1\n```")
-        await pilot.pause()
-        assert "```python" in visible_text(transcript)
-        assert "## Heading" not in visible_text(transcript)
+        # Finished blocks are rendered while the reply is open (paced, newest first)…
+        await wait_until(pilot, lambda: "## Heading" not in visible_text(transcript))
+        assert "```python" in visible_text(transcript)  # …the open one stays verbatim
         transcript.end_reply()
         await wait_until(pilot, lambda: "```python" not in visible_text(transcript))
         rows = visible_text(transcript)
@@ -151,6 +153,25 @@ async def test_the_end_of_a_reply_renders_its_last_block_as_markdown() -> None:
         assert any(row.strip() == "• one" for row in rows)
         code = row_with(transcript, "x = 1")
         assert style_of(code, "x").bgcolor is not None
+
+
+async def test_while_a_reply_streams_markdown_is_rendered_one_block_per_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An interval longer than the test: only the pacing can hold the other blocks back.
+    monkeypatch.setattr(transcript_module, "STYLE_INTERVAL_S", 60.0)
+    app = TranscriptApp()
+    async with app.run_test(size=SIZE) as pilot:
+        transcript = app.query_one(Transcript)
+        transcript.start_reply(label="fast")
+        transcript.append("# One\n\n# Two\n\n# Three\n\nstill typing")
+        await wait_until(pilot, lambda: "# Three" not in visible_text(transcript))
+        await pilot.pause(0.2)
+        rows = visible_text(transcript)
+        assert "# One" in rows and "# Two" in rows  # waiting their turn, shown plain
+        transcript.end_reply()  # nothing streams any more: the rest are rendered at once
+        await wait_until(pilot, lambda: not transcript.is_styling)
+        assert not any(row.startswith("#") for row in visible_text(transcript))
 
 
 async def test_code_in_an_open_block_is_shown_verbatim() -> None:

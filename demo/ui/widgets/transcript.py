@@ -27,6 +27,10 @@ from ._transcript_entries import Entry, NoticeEntry, PromptEntry, ReplyEntry
 from ._transcript_markdown import MARKDOWN_COMPONENTS, markdown_look, render_markdown
 from ._transcript_parts import BlockPart, Look, Stack
 
+STYLE_INTERVAL_S: Final = 0.25
+"""Shortest time between two Markdown renderings while a reply is streaming nearby."""
+STYLE_POLL_S: Final = 0.05
+
 ROW_TAGS: Final = (
     "prompt-label",
     "prompt",
@@ -124,6 +128,8 @@ class Transcript(ScrollView, can_focus=True):
         """Blocks waiting for a Markdown rendering; the newest is rendered first."""
         self._style_wanted = asyncio.Event()
         self._styling = False
+        self._styled_at = float("-inf")
+        """When the last Markdown rendering finished (the event loop's clock)."""
 
     # Public interface
 
@@ -368,6 +374,29 @@ class Transcript(ScrollView, can_focus=True):
         if self._style_queue:
             self._style_wanted.set()
 
+    def _streaming_nearby(self) -> bool:
+        """Whether a reply is streaming into this transcript or one beside it (a race pane)."""
+        if self._reply is not None:
+            return True
+        try:
+            return any(other._reply is not None for other in self.screen.query(Transcript))
+        except Exception:  # not on a screen (yet, or any more)
+            return False
+
+    async def _pace_styling(self) -> None:
+        """While replies stream, leave `STYLE_INTERVAL_S` after one Markdown rendering.
+
+        A rendering runs on a thread that shares the interpreter lock with the loop that
+        paints and with the threads that read and timestamp the streams: at thousands of tokens
+        a second blocks finish faster than they can be rendered, and rendering them all then
+        delayed both keys and timestamps by tens of milliseconds. Finished blocks stay plain
+        until their turn; once nothing streams, the rest are rendered at once.
+        """
+        loop = asyncio.get_running_loop()
+        due = self._styled_at + STYLE_INTERVAL_S
+        while loop.time() < due and self._streaming_nearby():
+            await asyncio.sleep(min(STYLE_POLL_S, due - loop.time()))
+
     async def _style_blocks(self) -> None:
         """Render queued blocks as Markdown in a thread, one at a time, newest first.
 
@@ -378,6 +407,10 @@ class Transcript(ScrollView, can_focus=True):
             await self._style_wanted.wait()
             self._style_wanted.clear()
             while self._style_queue:
+                if self._streaming_nearby():
+                    await self._pace_styling()
+                    if not self._style_queue:
+                        break
                 block, entry = self._style_queue.popitem()
                 look = self._look
                 if not block.needs_styling(look):
@@ -387,6 +420,7 @@ class Transcript(ScrollView, can_focus=True):
                     strips = await asyncio.to_thread(
                         render_markdown, block.source, look.width, look.markdown
                     )
+                    self._styled_at = asyncio.get_running_loop().time()
                 except Exception as error:  # a rendering bug must leave the block plain, no more
                     block.styleable = False
                     self.log.error(f"Markdown rendering failed: {error!r}")
