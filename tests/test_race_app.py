@@ -35,6 +35,7 @@ from demo.ui.screens.race_setup import RaceSetup
 from demo.ui.widgets.race_pane import LaneProgress, RacePane
 from demo.ui.widgets.timeline import Timeline, arrival_curve, lane_colour, nice_ceiling
 from demo.ui.widgets.transcript import Transcript
+from demo.ui.widgets.voice_bar import VoiceBar
 from demo.voice.session import VoiceOptions
 from tests.support import Exchange, FaultServer, chunk, reply_chunks, sse, stream_reply
 
@@ -450,6 +451,8 @@ async def test_a_spoken_prompt_races_and_the_leaders_reply_is_spoken(
         screen = await open_race(pilot, ["slow", "fast"])
         assert screen.speak == "leader"
         assert "speaks: leader" in str(screen.query_one("#race-bar", Static).render())
+        # The voice loaded before the race opened: its bar starts from the session's state.
+        await until(pilot, lambda: screen.query_one(VoiceBar).state == voice.idle_state)
 
         # What the speech-to-text worker reports at the end of a spoken turn, through the app's
         # own listener: it must reach the race, not the chat underneath.

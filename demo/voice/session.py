@@ -203,6 +203,11 @@ class VoiceSession:
             raise
         self._synthesizer, self._speaker = synthesizer, speaker
 
+    @property
+    def idle_state(self) -> str:
+        """What the voice bar says when nothing is being heard or transcribed."""
+        return self._idle_state()
+
     def _idle_state(self) -> str:
         if not self.can_listen:
             return "voice off (typed input only)"

@@ -22,6 +22,20 @@ class VoiceControls(Screen[None]):
 
     voice: VoiceSession | None
 
+    def on_screen_resume(self) -> None:
+        """Catch the voice bar up: reports that came while another screen was on top went there."""
+        voice = self.voice
+        if voice is None:
+            return
+        bar = self.query_one(VoiceBar)
+        bar.hands_free = voice.hands_free
+        bar.muted = voice.muted
+        bar.listening = voice.listening
+        if voice.wait_loaded(0):
+            bar.can_speak = voice.can_speak
+            if not voice.listening:
+                bar.state = voice.idle_state
+
     def stop_speaking(self) -> None:
         if self.voice is not None:
             self.voice.stop_speaking()
