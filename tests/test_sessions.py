@@ -351,3 +351,17 @@ async def test_the_tui_records_typed_and_race_turns(lab: str, tmp_path: Path) ->
     assert {t["backend"]["name"]: t["race"]["place"] for t in raced} == {"fast": 1, "slow": 2}
     for record in session.turns:
         validate(record)
+
+    # …and the same file plays back in replay mode, at its recorded pace, with no server.
+    from demo.backends.replay import load_replay
+    from demo.ui.replay_app import ReplayApp
+
+    replay = ReplayApp(make_settings(lab, output_tokens=30), load_replay(path))
+    async with replay.run_test(size=(120, 36)) as pilot:
+        await until(pilot, lambda: replay.screen is replay.replay)
+        await pilot.press("enter")
+        await until(pilot, lambda: len(replay.replay.results) == 1)
+        recorded, result = replay.replay.results[0]
+    assert result.text == typed_text and result.kind == "replay"
+    assert recorded.metrics.ttft_s is not None
+    assert result.metrics.ttft_s == pytest.approx(recorded.metrics.ttft_s, rel=0.05)
