@@ -186,7 +186,8 @@ async def test_f8_replays_the_last_reply_at_another_speed(lab_url: str) -> None:
         assert not any(key.startswith(("feel_", "shown_")) for key in original.as_json())
         assert slow_rate == pytest.approx(20, rel=0.05)
         assert slow.metrics.decode_tokens_per_s == pytest.approx(20, rel=0.05)
-        assert fast.metrics.decode_tokens_per_s == pytest.approx(1000, rel=0.05)
+        # A 0.1 s span: one late wake-up of 5 ms on a busy machine is already 5 %.
+        assert fast.metrics.decode_tokens_per_s == pytest.approx(1000, rel=0.10)
         for replayed in (slow, fast):
             assert replayed.metrics.ttft_s == pytest.approx(original.metrics.ttft_s, abs=0.03)
             assert replayed.backend == "replay"
