@@ -7,14 +7,11 @@ whose model names select lab profiles, with per-request `lab` overrides to keep 
 from __future__ import annotations
 
 import json
-import os
-import pty
 import re
 import signal
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +21,7 @@ import pytest
 from demo.cli import main
 from demo.lab.process import LabServer
 from tests.support.faultserver import Exchange, FaultServer, reply_chunks
+from tests.support.terminal import run_on_terminal
 
 KEY_VARIABLE = "LATENCY_DEMO_RACE_TEST_KEY"
 CONTROL = re.compile(r"\x1b\[\d*[A-Za-z]")
@@ -351,37 +349,9 @@ def test_a_terminal_gets_one_live_status_line_per_lane(tmp_path: Path, lab: str)
         lane("zippy", f"{lab}/v1", "fast", lab={"output_tokens": 300}),
         lane("poky", f"{lab}/v1", "slow", lab={"output_tokens": 40}),
     )
-    controller, terminal = pty.openpty()
-    shown = bytearray()
-
-    def read_terminal() -> None:
-        while True:
-            try:
-                data = os.read(controller, 65536)
-            except OSError:  # the terminal's last writer has gone
-                return
-            if not data:
-                return
-            shown.extend(data)
-
-    reader = threading.Thread(target=read_terminal, daemon=True)
-    reader.start()
-    try:
-        done = subprocess.run(
-            command(config, *backends("zippy", "poky"), "--json", "hi"),
-            stdout=subprocess.PIPE,
-            stderr=terminal,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            timeout=30,
-        )
-    finally:
-        os.close(terminal)
-        reader.join(timeout=5)
-        os.close(controller)
+    done, screen = run_on_terminal(command(config, *backends("zippy", "poky"), "--json", "hi"))
     assert done.returncode == 0
     assert len(json_lines(done.stdout)) == 3
-    screen = shown.decode("utf-8", errors="replace")
     lines = [CONTROL.sub("", line) for line in screen.replace("\r", "").split("\n")]
     # Redrawn in place: the cursor goes back up over both lines before each redraw.
     assert "\x1b[2F" in screen

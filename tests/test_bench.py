@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import pty
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -35,6 +32,7 @@ from demo.sessions.stats import (
     metric_values,
     summarize_turns,
 )
+from tests.support.terminal import run_on_terminal
 
 KEY_VARIABLE = "LATENCY_DEMO_BENCH_TEST_KEY"
 TOKENS = 20
@@ -476,37 +474,11 @@ def test_ctrl_c_stops_the_bench_and_reports_what_was_measured(tmp_path: Path, la
 
 def test_a_terminal_gets_a_progress_bar(tmp_path: Path, lab: str) -> None:
     cfg = two_labs(tmp_path, lab, output_tokens=5)
-    controller, terminal = pty.openpty()
-    shown = bytearray()
-
-    def read_terminal() -> None:
-        while True:
-            try:
-                data = os.read(controller, 65536)
-            except OSError:  # the terminal's last writer has gone
-                return
-            if not data:
-                return
-            shown.extend(data)
-
-    reader = threading.Thread(target=read_terminal, daemon=True)
-    reader.start()
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "demo", *bench(cfg, "--backend", "zippy", "--no-record")],
-            stdout=subprocess.PIPE,
-            stderr=terminal,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            timeout=30,
-        )
-    finally:
-        os.close(terminal)
-        reader.join(timeout=5)
-        os.close(controller)
+    done, screen = run_on_terminal(
+        [sys.executable, "-m", "demo", *bench(cfg, "--backend", "zippy", "--no-record")]
+    )
     assert done.returncode == 0
     count = len(suggested_prompts())
-    screen = shown.decode("utf-8", errors="replace")
     assert "\x1b[2K" in screen  # redrawn in place
     assert f"{count}/{count}" in screen and "0 errors" in screen
     assert "bench: " not in screen  # no plain progress lines on a terminal
