@@ -365,3 +365,32 @@ async def test_the_tui_records_typed_and_race_turns(lab: str, tmp_path: Path) ->
     assert result.text == typed_text and result.kind == "replay"
     assert recorded.metrics.ttft_s is not None
     assert result.metrics.ttft_s == pytest.approx(recorded.metrics.ttft_s, rel=0.05)
+
+
+def test_a_headless_race_records_each_lane_with_its_race_and_place(
+    lab: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "race.toml"
+    config.write_text(
+        "".join(
+            f'[backends.{name}]\nkind = "local"\nbase_url = "{lab}/v1"\nmodel = "{profile}"\n'
+            "params = { lab = { output_tokens = 40 } }\n"
+            for name, profile in (("hare", "fast"), ("tortoise", "slow"))
+        )
+    )
+    path = tmp_path / "race.jsonl"
+    done = run_cli(
+        "--config", str(config), "ask", "Race!", "--backend", "hare", "--backend", "tortoise",
+        "--json", "--runs", "2", "--record", str(path),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    turns = load_session(path).turns
+    assert [t["mode"] for t in turns] == ["race"] * 4
+    # Lanes are written as each ends: the faster one first, in each race.
+    assert [t["backend"]["name"] for t in turns] == ["hare", "tortoise"] * 2
+    assert [t["race"]["place"] for t in turns] == [1, 2, 1, 2]
+    assert [t["race"]["number"] for t in turns] == [1, 1, 2, 2]
+    assert turns[0]["race"]["id"] == turns[1]["race"]["id"] != turns[2]["race"]["id"]
+    for record in turns:
+        validate(record)
+        assert record["race"]["lanes"] == ["hare", "tortoise"]

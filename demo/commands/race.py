@@ -27,6 +27,7 @@ from demo.core.runner import BackendRunner
 from demo.core.turn import Turn, TurnResult
 from demo.core.units import rate, seconds
 from demo.lab.process import LabServerError
+from demo.sessions.record import race_record
 from demo.sessions.recorder import Recorder
 
 STATUS_INTERVAL_S = 0.1
@@ -123,23 +124,36 @@ async def _races(
         # Each run is a fresh conversation on every lane, as repeated single turns are.
         lanes = Race(runners, settings.system_prompt)
         printer = _Printer(number, args.runs, args.json)
+        finished = _recording(lanes, race_record(lanes.names, number), recorder, printer.lane)
         with _cancel_on_interrupt(lanes):
             outcome = await run_race(
                 lanes,
                 prompt,
                 max_tokens=max_tokens,
                 temperature=settings.temperature,
-                on_finished=printer.lane,
+                on_finished=finished,
                 status_out=status_out,
             )
         summary = summarize(outcome)
         printer.summary(outcome, summary)
-        turns = {lane.name: lane.turn for lane in lanes.lanes if lane.turn is not None}
-        recorder.record_race(turns, {r.backend: r for r in outcome}, summary, number)
         results.extend(outcome)
         if any(result.metrics.cancelled for result in outcome):
             break
     return results
+
+
+def _recording(
+    lanes: Race, race: dict[str, object], recorder: Recorder, then: LaneSink
+) -> LaneSink:
+    """Record each lane as it ends (a crash mid-race keeps the lanes already done), then `then`."""
+
+    def finished(result: TurnResult, place: int | None) -> None:
+        turn = next(lane.turn for lane in lanes.lanes if lane.name == result.backend)
+        if turn is not None:
+            recorder.record_lane(turn, result, race, place)
+        then(result, place)
+
+    return finished
 
 
 async def run_race(

@@ -8,15 +8,14 @@ far — even when nothing is written to disk (`--no-record`).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from demo.core.race import RaceSummary
 from demo.core.turn import Turn, TurnResult
 from demo.paths import DIRS
-from demo.sessions.record import TurnMode, race_record, turn_record
+from demo.sessions.record import TurnMode, turn_record
 from demo.sessions.writer import SessionWriter
 
 
@@ -93,18 +92,16 @@ class Recorder:
             with self._lock:
                 self._pending.append(build)
 
-    def record_race(
-        self,
-        turns: Mapping[str, Turn],
-        results: Mapping[str, TurnResult],
-        summary: RaceSummary,
-        number: int,
+    def record_lane(
+        self, turn: Turn, result: TurnResult, race: dict[str, Any], place: int | None
     ) -> None:
-        """Every lane of a finished race, tied together by one race id, each with its place."""
-        race = race_record(list(turns), number)
-        for name, turn in turns.items():
-            place = summary.order.index(name) + 1 if name in summary.order else None
-            self.record(turn, results[name], mode="race", race={**race, "place": place})
+        """One race lane, as soon as it ends, so a crash mid-race keeps the lanes already done.
+
+        Args:
+            race: The race's `race_record`, the same for every lane of the race.
+            place: The lane's place in the order lanes finished (None if it did not finish).
+        """
+        self.record(turn, result, mode="race", race={**race, "place": place})
 
     def records(self) -> list[dict[str, Any]]:
         """Every turn recorded so far in this run (built now if recording only in memory)."""

@@ -31,6 +31,7 @@ from demo.core.runner import EventSink
 from demo.core.throttle import Feel
 from demo.core.turn import Turn, TurnResult
 from demo.core.units import seconds
+from demo.sessions.record import race_record
 from demo.ui.messages import (
     VoiceProblem,
     VoiceStage,
@@ -141,6 +142,8 @@ class RaceScreen(VoiceControls):
         """The last finished race's outcome."""
         self.races = 0
         """How many races have finished on this screen."""
+        self._race_meta: dict[str, object] = {}
+        """What ties the current race's recorded lanes together (`race_record`)."""
         self.spoken: SpokenLane | None = None
         """Whose reply the current race speaks (None when nothing is spoken)."""
         self._turns: dict[str, Turn] = {}
@@ -256,6 +259,7 @@ class RaceScreen(VoiceControls):
             for event in voice_events:
                 turn.add_voice_event(event)
         self.timeline.reset()
+        self._race_meta = race_record(self.race.names, self.races + 1)
         self.racing = True
         self._show_summary()
         self._origin_ns = time.perf_counter_ns()
@@ -326,6 +330,7 @@ class RaceScreen(VoiceControls):
         self.timeline.set_curve(
             name, arrival_curve(turn.events, self._origin_ns, metrics.output_tokens)
         )
+        place: int | None = None
         if not metrics.error and not metrics.cancelled:
             # Provisional: the order of the callbacks; `show_outcome` settles it by E2E.
             place = sum(
@@ -336,6 +341,7 @@ class RaceScreen(VoiceControls):
                 for pane in self.panes:
                     if pane.backend not in self.results:
                         pane.expect(metrics.output_tokens)
+        self._record(turn, result, place)
         if len(self.results) == len(self.race.lanes):
             self._race_over()
 
@@ -347,15 +353,13 @@ class RaceScreen(VoiceControls):
         self.racing = False
         summary = summarize([self.results[name] for name in self.race.names])
         self.show_outcome(summary)
-        self._record(summary)
 
-    def _record(self, summary: RaceSummary) -> None:
-        """Every lane's turn, with the race it ran in and its place, to the app's recorder."""
+    def _record(self, turn: Turn, result: TurnResult, place: int | None) -> None:
+        """A lane's turn to the app's recorder as soon as it ends, tied to its race."""
         recorder: Recorder | None = getattr(self.app, "recorder", None)
         if recorder is None:
             return
-        turns = {name: self._turns[name] for name in self.race.names}
-        recorder.record_race(turns, self.results, summary, self.races)
+        recorder.record_lane(turn, result, self._race_meta, place)
         if error := recorder.take_error():
             self.notify(error, severity="warning")
 
