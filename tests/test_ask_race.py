@@ -21,7 +21,7 @@ import pytest
 from demo.cli import main
 from demo.lab.process import LabServer
 from tests.support.faultserver import Exchange, FaultServer, reply_chunks
-from tests.support.terminal import run_on_terminal
+from tests.support.pty_capture import run_on_terminal
 
 KEY_VARIABLE = "LATENCY_DEMO_RACE_TEST_KEY"
 CONTROL = re.compile(r"\x1b\[\d*[A-Za-z]")

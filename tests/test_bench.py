@@ -32,7 +32,7 @@ from demo.sessions.stats import (
     metric_values,
     summarize_turns,
 )
-from tests.support.terminal import run_on_terminal
+from tests.support.pty_capture import run_on_terminal
 
 KEY_VARIABLE = "LATENCY_DEMO_BENCH_TEST_KEY"
 TOKENS = 20
