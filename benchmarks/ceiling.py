@@ -27,6 +27,7 @@ import json
 import os
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from benchmarks import bare
@@ -68,6 +69,25 @@ class Trial:
 
 def backend_name(rate: int) -> str:
     return f"b{rate}"
+
+
+def rates_config(lab: Lab, rates: Sequence[tuple[int, int, float]]) -> Path:
+    """A config file with one `fast`-profile backend per (rate, tokens per chunk, seconds)."""
+    return lab.config(
+        {
+            backend_name(rate): (
+                "fast",
+                lab_params(
+                    rate,
+                    output_tokens=int(rate * seconds),
+                    tokens_per_chunk=per_chunk,
+                    ttft_s=0.05,
+                    jitter_ms=0,
+                ),
+            )
+            for rate, per_chunk, seconds in rates
+        }
+    )
 
 
 def run_bare(lab: Lab, rate: int, per_chunk: int, tokens: int) -> Trial:
@@ -155,21 +175,7 @@ async def run_tui(lab: Lab, config: Path, rate: int, tokens: int) -> Trial:
 def run(trials: int) -> tuple[list[Trial], list[Figure]]:
     results: list[Trial] = []
     with Lab() as lab:
-        config = lab.config(
-            {
-                backend_name(rate): (
-                    "fast",
-                    lab_params(
-                        rate,
-                        output_tokens=int(rate * seconds),
-                        tokens_per_chunk=per_chunk,
-                        ttft_s=0.05,
-                        jitter_ms=0,
-                    ),
-                )
-                for rate, per_chunk, seconds in RATES
-            }
-        )
+        config = rates_config(lab, RATES)
         for rate, per_chunk, seconds in RATES:
             tokens = int(rate * seconds)
             for index in range(trials):

@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from benchmarks.ceiling import RATES as CEILING_RATES
+from benchmarks.ceiling import UNPACED, backend_name, rates_config
 from benchmarks.common import (
     Figure,
     at_most,
@@ -32,7 +34,7 @@ from benchmarks.common import (
     median,
     table,
 )
-from benchmarks.labkit import MARKDOWN_PROMPT, Lab, lab_params
+from benchmarks.labkit import MARKDOWN_PROMPT, Lab
 from benchmarks.tuikit import SIZE, settings, type_prompt, wait_until
 from demo.sessions import recorder as recorder_module
 from demo.sessions.reader import load_session
@@ -40,8 +42,8 @@ from demo.sessions.record import turn_record
 from demo.sessions.recorder import Recorder
 from demo.ui.app import LatencyApp
 
-UNPACED = 10_000_000
-RATES = ((2_000, 5, 3.0), (10_000, 5, 3.0), (UNPACED, 10, 0.05))
+RATES = tuple(r for r in CEILING_RATES if r[0] != 50_000)
+"""The ceiling benchmark's rates the goal names (2,000 and 10,000 t/s), and unpaced."""
 GOAL_COST = 0.01
 
 
@@ -54,10 +56,6 @@ class Trial:
     cpu_pct: float
     build_ms: float | None
     chunks: int
-
-
-def backend_name(rate: int) -> str:
-    return "unpaced" if rate == UNPACED else f"lab{rate}"
 
 
 BUILD_MS: list[float] = []
@@ -107,21 +105,7 @@ async def run_tui(lab: Lab, config: Path, rate: int, path: Path | None) -> Trial
 def run(trials: int) -> list[Figure]:
     results: list[Trial] = []
     with Lab() as lab, tempfile.TemporaryDirectory(prefix="record-bench-") as scratch:
-        config = lab.config(
-            {
-                backend_name(rate): (
-                    "fast",
-                    lab_params(
-                        rate,
-                        output_tokens=int(rate * seconds),
-                        tokens_per_chunk=per_chunk,
-                        ttft_s=0.05,
-                        jitter_ms=0,
-                    ),
-                )
-                for rate, per_chunk, seconds in RATES
-            }
-        )
+        config = rates_config(lab, RATES)
         for rate, _, _ in RATES:
             for index in range(trials):
                 for recording in (False, True):  # interleaved, so drift hits both alike
